@@ -1,0 +1,72 @@
+"""`fembed show ID`: one experiment's resolved config, what differs from the defaults, results."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from fembed_jax.catalog import param_counts
+from fembed_jax.config import ExperimentConfig, default_early_stop_metric
+
+from .common import UsageError, console, guarded, registry_from_args
+
+_IDENTITY = {"exp_id", "priority", "description", "tier", "num_features"}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "show", help="show one experiment: config, overrides, results",
+        description="Show the resolved configuration of one experiment, what it changes relative "
+                    "to the registry defaults, and its results when it has run.",
+        epilog="example:\n  fembed show LF-40", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("exp_id", metavar="ID", help="experiment id, e.g. FE-06")
+    parser.add_argument("--outputs", metavar="DIR", help="outputs folder holding fembed.db")
+    parser.set_defaults(func=run)
+
+
+def differences_from_defaults(cfg: ExperimentConfig, defaults: dict) -> dict[str, object]:
+    """Fields whose value is not the one the registry defaults alone would give."""
+    base = ExperimentConfig(exp_id=cfg.exp_id, priority=cfg.priority, tier=cfg.tier,
+                            num_features=cfg.num_features, **defaults)
+    base = base.replace(early_stop_metric=defaults.get("early_stop_metric",
+                                                       default_early_stop_metric(base.loss)))
+    out = {}
+    for key, value in cfg.to_dict().items():
+        if key not in _IDENTITY and value != base.to_dict()[key]:
+            out[key] = value
+    return out
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    registry = registry_from_args(args)
+    try:
+        cfg = registry.get(args.exp_id)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from exc
+    params = param_counts([cfg])[cfg.exp_id]
+    console.print(f"[bold]{cfg.exp_id}[/]  {cfg.priority}  {cfg.tier} ({cfg.num_features} features)  "
+                  f"{params:,} parameters  config {cfg.config_hash}")
+    console.print(cfg.description, highlight=False)
+    diffs = differences_from_defaults(cfg, dict(registry.defaults))
+    table = Table(header_style="bold", title="resolved config (* = differs from [defaults])",
+                  title_justify="left")
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in cfg.to_dict().items():
+        if key in ("exp_id", "description"):
+            continue
+        mark = "*" if key in diffs else ""
+        table.add_row(f"{mark}{key}", str(value))
+    console.print(table)
+    _print_results(cfg, args)
+    return 0
+
+
+def _print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
+    try:
+        from .results_view import print_results
+    except ImportError:  # the results view arrives with the runner
+        return
+    print_results(cfg, args)
