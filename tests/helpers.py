@@ -1,0 +1,35 @@
+"""Test helpers: a tiny experiment config and small synthetic windows for engine tests."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from fembed_jax.config import ExperimentConfig
+
+
+def tiny_config(**changes) -> ExperimentConfig:
+    """A model small enough that a test epoch compiles and runs in about a second."""
+    base = dict(exp_id="T-01", priority="P1", tier="a20", num_features=6, d_embed=8,
+                embedding="linear", d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                context_length=32, patch_length=16, stride=8, batch_size=32, epochs=4,
+                patience=2, seeds=2)
+    base.update(changes)
+    return ExperimentConfig(**base)
+
+
+def synthetic_dataset(rows: int = 420, features: int = 6, seed: int = 0) -> SimpleNamespace:
+    """Random features with a learnable label (the sign of a feature at the decision day)."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(rows, features)).astype(np.float32)
+    context = 32
+
+    def split(lo, hi):
+        starts = np.arange(lo, hi - context, dtype=np.int32)
+        labels = (matrix[starts + context - 1, 0] > 0.3).astype(np.float32)
+        return starts, labels
+
+    parts = {"train": split(0, 250), "val": split(250, 360), "test": split(360, rows)}
+    return SimpleNamespace(matrix=matrix, starts={k: v[0] for k, v in parts.items()},
+                           labels={k: v[1] for k, v in parts.items()})
