@@ -128,7 +128,7 @@ def fit(cfg: ExperimentConfig, data: DeviceData, seeds: list[int], *,
                         "val_auc": aucs})
         if checkpointer is not None:
             checkpointer.save(epoch, _state_tree(params, opt_state, best, keys, stop, epoch),
-                              {"epoch": epoch, "history": history, "seeds": seeds})
+                              {"history": history, "seeds": seeds})
         if on_epoch is not None:
             on_epoch(EpochReport(epoch, train_loss, val_loss, aucs, trained, improved, stop,
                                  time.monotonic() - t0))

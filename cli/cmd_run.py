@@ -1,0 +1,174 @@
+"""`fembed run`: train the selected experiments (K seeds each), resumable, with a live display."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .common import (UsageError, add_filter_options, console, guarded, registry_from_args, select)
+from .paths import add_path_options, data_config_from_args, paths_from_args
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="train experiments (resumable; skips done ones)",
+        description="Train the selected experiments, K seeds each in one compiled program. Done "
+                    "experiments (same config and data) are skipped; an interrupted one resumes "
+                    "from its last checkpoint; a failing one is recorded and the queue goes on.",
+        epilog="examples:\n"
+               "  fembed run --priority AE-P5\n"
+               "  fembed run --exp-id FE-06 --exp-id FE-50 --seeds 3\n"
+               "  fembed run --all --dry-run\n"
+               "  fembed run --exp-id FE-06 --epochs 2 --seeds 2      (a quick look)\n"
+               "  fembed run --priority P1 --data ~/data/SPY.csv       (your own OHLCV)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_filter_options(parser)
+    parser.add_argument("--all", action="store_true", help="every experiment, in registry order")
+    parser.add_argument("--seeds", type=int, metavar="K", help="seeds per experiment (default: registry, 5)")
+    parser.add_argument("--epochs", type=int, metavar="N", help="cap the epochs (a quick look)")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="auto picks a GPU when JAX sees one (default)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument("--force", action="store_true", help="rerun experiments that are done")
+    parser.add_argument("--eval-test", action="store_true",
+                        help="also score the test split (never used for selection)")
+    add_path_options(parser)
+    parser.set_defaults(func=run)
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    from fembed_jax.train.runner import RunOptions, make_plan, run_queue
+
+    registry = registry_from_args(args)
+    if not (args.all or args.priority or args.exp_id or args.tier or args.loss or args.embedding):
+        raise UsageError("say what to run: --all, --priority P, --exp-id ID (or a --tier/--loss/"
+                         "--embedding filter); see fembed run --help")
+    for name in ("seeds", "epochs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be at least 1, got {value}")
+    configs = select(registry, args)
+    if not configs:
+        raise UsageError("no experiment matches the filters")
+    outputs, checkpoints = paths_from_args(args, registry)
+    options = RunOptions(outputs_dir=outputs, checkpoints_dir=checkpoints,
+                         data_config=data_config_from_args(args, registry),
+                         seeds=args.seeds, epochs=args.epochs, force=args.force,
+                         evaluate_test=args.eval_test)
+    from fembed_jax.store import RunStore
+
+    if args.dry_run:
+        with RunStore(outputs / "fembed.db") as store:
+            plan = make_plan(configs, options, store)
+        _print_plan(plan)
+        return 0
+
+    from fembed_jax import runtime
+
+    runtime.configure(args.device)
+    try:
+        device = runtime.describe_device()
+    except RuntimeError as exc:
+        raise UsageError(f"--device {args.device}: {exc}") from exc
+    with RunStore(outputs / "fembed.db") as store:
+        plan = make_plan(configs, options, store)
+    todo = sum(item.status != "done" for item in plan)
+    console.print(f"fembed run: {len(plan)} experiment(s), {todo} to train, "
+                  f"{len(plan) - todo} done already; device {device}; outputs {outputs}")
+    with _Display(todo) as display:
+        summary = run_queue(plan, options, progress=display.event)
+    _print_summary(summary)
+    return summary.exit_code
+
+
+def _print_plan(plan) -> None:
+    from fembed_jax.catalog import param_counts
+
+    counts = param_counts([item.cfg for item in plan])
+    table = Table(title=f"plan: {len(plan)} experiment(s)", title_justify="left", header_style="bold")
+    for column in ("id", "priority", "tier", "params", "seeds", "epochs", "loss", "embedding", "action"):
+        table.add_column(column)
+    for item in plan:
+        cfg = item.cfg
+        action = {"done": "skip (done)", "run": "train", "rerun": "train again (--force)"}[item.status]
+        table.add_row(cfg.exp_id, cfg.priority, cfg.tier, f"{counts[cfg.exp_id]:,}", str(cfg.seeds),
+                      str(cfg.epochs), cfg.loss, cfg.embedding, action)
+    console.print(table)
+
+
+def _print_summary(summary) -> None:
+    parts = [f"{len(summary.done)} trained", f"{len(summary.skipped)} skipped (done)"]
+    if summary.busy:
+        parts.append(f"{len(summary.busy)} claimed by another runner")
+    if summary.failed:
+        parts.append(f"{len(summary.failed)} failed")
+    console.print("finished: " + ", ".join(parts))
+    for exp_id, error in summary.failed.items():
+        console.print(f"  [red]{exp_id}[/]: {escape(error)}")
+    if summary.interrupted:
+        console.print(f"[yellow]stopped by {summary.signal_name}[/] during {summary.interrupted}; "
+                      "its last epoch is checkpointed and the same command resumes it.")
+
+
+class _Display:
+    """rich progress: one bar for the queue, one for the current experiment's epochs."""
+
+    def __init__(self, total: int):
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=False)
+        self.total = total
+        self.queue_task = None
+        self.exp_task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.queue_task = self.progress.add_task("queue", total=self.total, info="")
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def event(self, kind: str, **info) -> None:
+        cfg = info.get("cfg")
+        if kind == "start":
+            if self.exp_task is not None:
+                self.progress.remove_task(self.exp_task)
+            self.exp_task = self.progress.add_task(
+                f"{cfg.exp_id} ({info['position'] + 1}/{info['total']})", total=cfg.epochs,
+                info=f"seeds {info['seeds']}/{info['seeds']}")
+        elif kind == "epoch":
+            report = info["report"]
+            aucs = [a for a in report.stop.best_metric if a > float("-inf")]
+            best = (f"best {'AUC' if cfg.early_stop_metric == 'val_auc' else '-loss'} "
+                    f"{max(aucs):.3f}" if aucs else "")
+            self.progress.update(self.exp_task, completed=report.epoch + 1,
+                                 info=f"seeds {int(report.stop.active.sum())}/{len(report.trained)} "
+                                      f"training  {best}")
+        elif kind in ("end", "failed", "interrupted"):
+            if self.exp_task is not None:
+                self.progress.update(self.exp_task, completed=cfg.epochs)
+            if kind != "interrupted":
+                self.progress.advance(self.queue_task)
+            if kind == "end":
+                agg = info["record"]["val_metrics"]
+                self.progress.console.print(
+                    f"{cfg.exp_id}: precision {_fmt(agg.get('precision'))} recall "
+                    f"{_fmt(agg.get('recall'))} AUC {_fmt(agg.get('auc'))} (mean of "
+                    f"{cfg.seeds} seeds)")
+            elif kind == "failed":
+                self.progress.console.print(f"[red]{cfg.exp_id} failed[/]: {escape(info['error'])}")
+        elif kind == "busy":
+            self.progress.console.print(f"{cfg.exp_id}: claimed by another runner, left to it")
+            self.progress.advance(self.queue_task)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+

@@ -1,0 +1,297 @@
+"""Per-experiment checkpoints (checkpoints/<EXP_ID>/) on orbax-checkpoint's CheckpointManager.
+
+One orbax step per saved epoch, holding two items:
+
+* ``state`` — any pytree of jax/numpy arrays (seed-stacked params, optax state with its
+  namedtuples, early-stopping arrays, PRNG key *data* as uint32); restored against an abstract
+  target so container types come back as they were saved.
+* ``meta``  — a small JSON object: the caller's fields plus ``config_hash``, ``epoch`` and
+  ``state_sha256``, a SHA-256 over every leaf's dtype, shape and bytes.
+
+Why the digest: orbax/tensorstore detect truncated or missing files, but flipped bytes inside
+an array chunk restore silently as different numbers (checked on orbax 0.12.8). Comparing the
+digest after restore turns every kind of damage into an error, so ``restore_latest`` can fall
+back to the previous step instead of resuming from corrupted weights.
+
+Crash safety comes from orbax: a step is written to ``<step>.orbax-checkpoint-tmp`` and
+renamed to ``<step>`` only when complete; unfinished tmp dirs are never listed as steps, are
+removed at start-up, and are replaced if the same step is saved again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import pathlib
+import shutil
+import warnings
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from fembed_jax.results_io import to_jsonable
+
+__all__ = ["Checkpointer", "CheckpointWarning", "RestoredCheckpoint", "state_digest"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+_RESERVED_META = ("epoch", "state_sha256", "checkpoint_format", "saved_at")
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was skipped (damaged, other config) while looking for one to resume from."""
+
+
+class RestoredCheckpoint(NamedTuple):
+    epoch: int
+    state: Any
+    meta: dict[str, Any]
+
+
+def _host_array(leaf: Any) -> np.ndarray:
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    array = np.asarray(leaf)
+    # Not np.ascontiguousarray unconditionally: it turns 0-d arrays into shape (1,).
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
+
+
+def state_digest(state: Any) -> str:
+    """SHA-256 over the leaves of ``state`` in flatten order.
+
+    Arrays contribute ``dtype|shape|bytes``. 0-d leaves contribute their Python value
+    (``type|repr``): targets made by ``jax.eval_shape`` turn a saved Python ``int`` into an
+    int32 0-d array, and orbax hands numpy scalars back as 0-d arrays; the number is what
+    has to survive, not its container.
+    """
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(state):
+        array = _host_array(leaf)
+        if array.ndim == 0:
+            value = array.item()
+            digest.update(f"0d|{type(value).__name__}|{value!r};".encode())
+            continue
+        digest.update(f"{array.dtype.str}|{array.shape};".encode())
+        digest.update(memoryview(array).cast("B") if array.size else b"")
+    return digest.hexdigest()
+
+
+def _abstract_leaf(leaf: Any) -> Any:
+    """Restore target of one leaf.
+
+    Arrays become ShapeDtypeStructs with their sharding. A ShapeDtypeStruct without a
+    sharding (``jax.eval_shape`` of an init function) gets the default device: orbax would
+    otherwise fall back to the sharding saved in the checkpoint and refuse ("Topology
+    mismatch") when the run resumes on another device count, e.g. after toggling
+    ``--xla_force_host_platform_device_count``. numpy scalars, which orbax cannot restore
+    into, are targeted as 0-d arrays; Python scalars pass through.
+    """
+    if isinstance(leaf, jax.ShapeDtypeStruct):
+        if leaf.sharding is not None:
+            return leaf
+        default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=default)
+    if isinstance(leaf, np.generic):
+        leaf = np.asarray(leaf)
+    if isinstance(leaf, (jax.Array, np.ndarray)):
+        return ocp.utils.to_shape_dtype_struct(leaf)
+    return leaf
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(err).__name__}: {first[:300]}"
+
+
+def _fsync_tree(root: pathlib.Path) -> None:
+    """fsync every file and directory under ``root`` (and root's parent, for the rename)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(pathlib.Path(dirpath))
+    _fsync_dir(root.parent)
+
+
+def _fsync_dir(path: pathlib.Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Checkpointer:
+    """Checkpoints of one experiment at ``directory``, tied to its ``config_hash``.
+
+    ``save`` is synchronous and fsyncs the finished step, so once it returns the epoch is on
+    disk. ``restore_latest`` resumes from the newest step that has the same config hash and
+    restores intact; anything else is skipped with a ``CheckpointWarning`` naming the path.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        config_hash: str,
+        max_to_keep: int = 2,
+        *,
+        fsync: bool = True,
+    ) -> None:
+        if max_to_keep < 1:
+            raise ValueError(f"checkpoints in {directory}: max_to_keep must be >= 1, got {max_to_keep}")
+        if not config_hash:
+            raise ValueError(f"checkpoints in {directory}: config_hash is required")
+        # orbax/tensorstore refuse relative paths ("Checkpoint path should be absolute").
+        self.directory = pathlib.Path(directory).expanduser().absolute()
+        self.config_hash = config_hash
+        self.max_to_keep = max_to_keep
+        self.fsync = fsync
+        self._manager: ocp.CheckpointManager | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _mgr(self) -> ocp.CheckpointManager:
+        if self._manager is None:
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=self.max_to_keep,
+                create=True,
+                enable_async_checkpointing=False,
+                cleanup_tmp_directories=True,  # leftovers of a crash mid-save
+            )
+            self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        return self._manager
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Checkpointer({str(self.directory)!r}, config_hash={self.config_hash!r}, max_to_keep={self.max_to_keep})"
+
+    # -- operations --------------------------------------------------------------------------
+
+    def steps(self) -> list[int]:
+        """Finalized steps (epochs) on disk, oldest first; unfinished tmp dirs never count."""
+        if not self.directory.exists():
+            return []
+        manager = self._mgr()
+        manager.reload()
+        return sorted(manager.all_steps())
+
+    def step_path(self, epoch: int) -> pathlib.Path:
+        return self.directory / str(epoch)
+
+    def save(self, epoch: int, state: Any, meta: Mapping[str, Any] | None = None) -> pathlib.Path:
+        """Save ``state`` as step ``epoch`` and return its directory once it is durable.
+
+        Steps >= ``epoch`` already on disk are deleted first: they belong to a run that is
+        being redone (resume after a damaged step, or after a config change). orbax would
+        otherwise refuse (step exists) or silently skip (step not after its latest).
+        """
+        epoch = int(epoch)
+        if epoch < 0:
+            raise ValueError(f"checkpoint {self.directory}: epoch must be >= 0, got {epoch}")
+        user_meta = dict(to_jsonable(dict(meta or {})))
+        given_hash = user_meta.pop("config_hash", self.config_hash)
+        if given_hash != self.config_hash:
+            raise ValueError(
+                f"checkpoint {self.directory}: meta config_hash {given_hash!r} differs from the "
+                f"checkpointer's {self.config_hash!r}"
+            )
+        clashing = [key for key in _RESERVED_META if key in user_meta]
+        if clashing:
+            raise ValueError(f"checkpoint {self.directory}: meta keys {clashing} are reserved")
+        full_meta = {
+            **user_meta,
+            "config_hash": self.config_hash,
+            "epoch": epoch,
+            "state_sha256": state_digest(state),
+            "checkpoint_format": CHECKPOINT_FORMAT,
+            "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        }
+        manager = self._mgr()
+        manager.reload()
+        for step in sorted(manager.all_steps()):
+            if step >= epoch:
+                log.info("checkpoint %s: replacing step %d (redoing epochs from %d)", self.directory, step, epoch)
+                manager.delete(step)
+        saved = manager.save(
+            epoch,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(full_meta)),
+            force=True,
+        )
+        manager.wait_until_finished()
+        if not saved:
+            raise RuntimeError(f"checkpoint {self.step_path(epoch)}: orbax declined to save epoch {epoch}")
+        path = self.step_path(epoch)
+        if self.fsync:
+            _fsync_tree(path)
+        return path
+
+    def restore_latest(self, abstract_state: Any) -> RestoredCheckpoint | None:
+        """Newest usable checkpoint as ``(epoch, state, meta)``, or None.
+
+        ``abstract_state`` is the target structure: a pytree of ``jax.ShapeDtypeStruct`` (e.g.
+        from ``jax.eval_shape(init, key)``) or of concrete arrays shaped like the state; its
+        container types (optax namedtuples) and dtypes are those returned. Steps are tried
+        newest first; a step from another config, with unreadable files, or whose restored
+        contents fail the digest is skipped with a ``CheckpointWarning``.
+        """
+        steps = self.steps()
+        if not steps:
+            return None
+        target = jax.tree.map(_abstract_leaf, abstract_state)
+        manager = self._mgr()
+        for step in reversed(steps):
+            path = self.step_path(step)
+            try:
+                meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+            except Exception as err:  # damaged in any way: try an older step
+                self._skip(path, f"unreadable metadata ({_short(err)})")
+                continue
+            if not isinstance(meta, dict) or meta.get("config_hash") != self.config_hash:
+                found = meta.get("config_hash") if isinstance(meta, dict) else None
+                self._skip(path, f"saved for config {found!r}, not {self.config_hash!r}")
+                continue
+            try:
+                state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
+            except Exception as err:
+                self._skip(path, f"cannot be restored ({_short(err)})")
+                continue
+            if meta.get("state_sha256") != state_digest(state):
+                self._skip(path, "restored contents do not match the saved digest (damaged data, or the target's dtypes differ from the saved ones)")
+                continue
+            user_meta = {k: v for k, v in meta.items() if k not in ("state_sha256", "checkpoint_format")}
+            return RestoredCheckpoint(int(meta.get("epoch", step)), state, user_meta)
+        return None
+
+    def _skip(self, path: pathlib.Path, why: str) -> None:
+        warnings.warn(f"checkpoint {path}: {why}; trying an older one", CheckpointWarning, stacklevel=3)
+
+    def clear(self) -> None:
+        """Delete every checkpoint of this experiment (``--force``, or its config changed)."""
+        self.close()
+        if self.directory.exists():
+            shutil.rmtree(self.directory)

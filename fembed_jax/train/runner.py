@@ -1,0 +1,292 @@
+"""The queue runner behind `fembed run`: claim, train, record, move on.
+
+For each selected experiment: skip it when the store holds a result for the same run hash
+(config + data), otherwise claim it (several runners can share one queue), resume from its
+latest intact checkpoint, train K seeds, write outputs/<ID>/results.json atomically, record the
+result in the store. A failing experiment is recorded with its error and the queue goes on;
+Ctrl-C or SIGTERM stops after the current epoch's checkpoint and leaves the experiment pending.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fembed_jax.config import ExperimentConfig
+
+HEARTBEAT_SECONDS = 10.0
+STALE_AFTER_SECONDS = 120.0
+SEED_BASE = 42  # the original's seed; seed k of an experiment is SEED_BASE + k
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    outputs_dir: Path
+    checkpoints_dir: Path
+    data_config: Any  # fembed_jax.data.DataConfig
+    seeds: int | None = None  # override cfg.seeds
+    epochs: int | None = None  # cap cfg.epochs
+    force: bool = False
+    evaluate_test: bool = False
+    owner: str = dataclasses.field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+
+
+@dataclasses.dataclass
+class PlanItem:
+    cfg: ExperimentConfig
+    run_hash: str
+    status: str  # "done" (will be skipped), "run", "rerun" (--force)
+
+
+@dataclasses.dataclass
+class RunSummary:
+    done: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    busy: list[str] = dataclasses.field(default_factory=list)  # claimed by another runner
+    interrupted: str | None = None
+    signal_name: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 143 if self.signal_name == "SIGTERM" else 130
+        return 1 if self.failed else 0
+
+
+def resolve(cfg: ExperimentConfig, options: RunOptions) -> ExperimentConfig:
+    """Apply the command line's --seeds / --epochs to a registry config."""
+    changes = {}
+    if options.seeds is not None:
+        changes["seeds"] = options.seeds
+    if options.epochs is not None and options.epochs < cfg.epochs:
+        changes["epochs"] = options.epochs
+    return cfg.replace(**changes) if changes else cfg
+
+
+def data_identity(data_config: Any) -> str:
+    """Where the data comes from, without building it: the DataConfig fields (not the cache
+    folder) plus size and mtime of any user file, so replacing the file counts as new data."""
+    fields = {k: v for k, v in dataclasses.asdict(data_config).items() if k != "cache_dir"}
+    for key in ("source", "vix", "tier_dir"):
+        value = fields.get(key)
+        if value and value != "builtin" and Path(value).exists():
+            stat = Path(value).stat()
+            fields[key] = f"{value}@{stat.st_size}:{stat.st_mtime_ns}"
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
+def run_hash(cfg: ExperimentConfig, data_config: Any) -> str:
+    """Identity of a result: the experiment's config hash plus where its data came from."""
+    blob = f"{cfg.config_hash}|{data_identity(data_config)}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def seeds_of(cfg: ExperimentConfig) -> list[int]:
+    return [SEED_BASE + k for k in range(cfg.seeds)]
+
+
+def make_plan(configs: list[ExperimentConfig], options: RunOptions, store) -> list[PlanItem]:
+    plan = []
+    for cfg in configs:
+        cfg = resolve(cfg, options)
+        h = run_hash(cfg, options.data_config)
+        done = store.is_done(cfg.exp_id, h)
+        status = "rerun" if done and options.force else "done" if done else "run"
+        plan.append(PlanItem(cfg, h, status))
+    return plan
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps a claim fresh while a long epoch runs (its own store connection: sqlite is per-thread)."""
+
+    def __init__(self, store_path: Path, exp_id: str, owner: str):
+        super().__init__(daemon=True, name=f"heartbeat-{exp_id}")
+        self.store_path, self.exp_id, self.owner = store_path, exp_id, owner
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        from fembed_jax.store import RunStore
+
+        with RunStore(self.store_path) as store:
+            while not self.halt.wait(HEARTBEAT_SECONDS):
+                try:
+                    store.heartbeat(self.exp_id, self.owner)
+                except Exception:  # a busy store must never kill training; the next beat retries
+                    pass
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag the epoch loop polls; a second SIGINT aborts at once."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.signal_name and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def __call__(self) -> bool:
+        return self.signal_name is not None
+
+
+def run_queue(plan: list[PlanItem], options: RunOptions, *,
+              progress: Callable[..., None] | None = None) -> RunSummary:
+    """Train every item of the plan that is not done. `progress(event, **info)` is told of
+    "start", "epoch", "end" and "skip" events (the CLI draws them with rich)."""
+    from fembed_jax import results_io
+    from fembed_jax.checkpoint import Checkpointer
+    from fembed_jax.store import RunStore
+
+    options.outputs_dir.mkdir(parents=True, exist_ok=True)
+    store_path = options.outputs_dir / "fembed.db"
+    summary = RunSummary()
+    notify = progress or (lambda *a, **k: None)
+    datasets: dict[tuple, Any] = {}
+
+    with RunStore(store_path) as store, _StopFlag() as stop_flag:
+        # The store keys an experiment's runs by the run hash (config + data), not the bare config hash.
+        store.sync_queue([{**item.cfg.to_dict(), "config_hash": item.run_hash} for item in plan])
+        todo = [item for item in plan if item.status != "done"]
+        for item in plan:
+            if item.status == "done":
+                summary.skipped.append(item.cfg.exp_id)
+                notify("skip", cfg=item.cfg)
+        for position, item in enumerate(todo):
+            if stop_flag():
+                break
+            cfg = item.cfg
+            if item.status == "rerun":
+                store.reset(cfg.exp_id)
+            if not store.claim(cfg.exp_id, options.owner, stale_after_s=STALE_AFTER_SECONDS):
+                summary.busy.append(cfg.exp_id)
+                notify("busy", cfg=cfg)
+                continue
+            heartbeat = _Heartbeat(store_path, cfg.exp_id, options.owner)
+            heartbeat.start()
+            try:
+                record = _train_one(cfg, item, options, store, datasets, stop_flag,
+                                    notify, position, len(todo), force=item.status == "rerun")
+            except _Interrupt as exc:
+                store.release(cfg.exp_id, options.owner, "pending")
+                summary.interrupted = cfg.exp_id
+                summary.signal_name = stop_flag.signal_name
+                notify("interrupted", cfg=cfg, epoch=exc.epoch)
+                break
+            except Exception as exc:  # recorded, and the queue goes on
+                message = f"{type(exc).__name__}: {exc}"
+                _write_error_log(options.outputs_dir, cfg.exp_id, traceback.format_exc())
+                store.mark_failed(cfg.exp_id, options.owner, message)
+                summary.failed[cfg.exp_id] = message
+                notify("failed", cfg=cfg, error=message)
+            else:
+                if record.get("failed"):
+                    store.mark_failed(cfg.exp_id, options.owner, record["failed"])
+                    summary.failed[cfg.exp_id] = record["failed"]
+                    notify("failed", cfg=cfg, error=record["failed"])
+                else:
+                    results_io.write_results(results_io.results_path(options.outputs_dir, cfg.exp_id),
+                                             record)
+                    store.record_result(cfg.exp_id, item.run_hash, record)
+                    summary.done.append(cfg.exp_id)
+                    notify("end", cfg=cfg, record=record)
+            finally:
+                heartbeat.halt.set()
+                heartbeat.join(timeout=5)
+    return summary
+
+
+class _Interrupt(Exception):
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+
+def _dataset(cfg: ExperimentConfig, options: RunOptions, cache: dict):
+    from fembed_jax.data import load_dataset
+
+    key = (cfg.tier, cfg.task, cfg.horizon, cfg.context_length)
+    if key not in cache:
+        cache[key] = load_dataset(cfg.tier, options.data_config, task=cfg.task, horizon=cfg.horizon,
+                                  context_length=cfg.context_length)
+    return cache[key]
+
+
+def _train_one(cfg: ExperimentConfig, item: PlanItem, options: RunOptions, store, datasets: dict,
+               stop_flag: _StopFlag, notify, position: int, total: int, force: bool) -> dict:
+    from fembed_jax.catalog import param_counts
+    from fembed_jax.checkpoint import Checkpointer
+    from fembed_jax.train.engine import DeviceData
+    from fembed_jax.train.fit import Interrupted, fit
+    from fembed_jax.train.record import build_record
+
+    dataset = _dataset(cfg, options, datasets)
+    if dataset.matrix.shape[1] != cfg.num_features:
+        raise ValueError(f"{cfg.exp_id}: tier {cfg.tier} data has {dataset.matrix.shape[1]} "
+                         f"features, the registry says {cfg.num_features}")
+    data = DeviceData.from_dataset(dataset)
+    checkpointer = Checkpointer(options.checkpoints_dir / cfg.exp_id, item.run_hash)
+    if force:
+        checkpointer.clear()
+    seeds = seeds_of(cfg)
+    started = time.monotonic()
+    notify("start", cfg=cfg, position=position, total=total, seeds=len(seeds))
+
+    def on_epoch(report):
+        store.record_epoch(cfg.exp_id, item.run_hash, report.epoch, report.rows())
+        store.heartbeat(cfg.exp_id, options.owner)
+        notify("epoch", cfg=cfg, report=report, elapsed=time.monotonic() - started)
+
+    try:
+        result = fit(cfg, data, seeds, checkpointer=checkpointer, on_epoch=on_epoch,
+                     should_stop=stop_flag, evaluate_test=options.evaluate_test)
+    except Interrupted as exc:
+        raise _Interrupt(exc.epoch) from exc
+    splits = {split: data.size(split) for split in ("train", "val", "test")}
+    record = build_record(cfg, result, params=param_counts([cfg])[cfg.exp_id], splits=splits,
+                          data_info=_data_info(dataset), run_hash=item.run_hash)
+    if all(m["diverged"] for m in result.per_seed):
+        record["failed"] = "diverged: every seed produced a non-finite loss"
+    return record
+
+
+def _data_info(dataset) -> dict[str, Any]:
+    info = {"tier": dataset.tier, "source_id": dataset.source_id,
+            "features": len(dataset.feature_names)}
+    try:
+        info["splits"] = dataset.split_info()
+    except Exception:  # informational only
+        pass
+    return info
+
+
+def _write_error_log(outputs_dir: Path, exp_id: str, text: str) -> None:
+    from fembed_jax.results_io import atomic_write_text
+
+    try:
+        atomic_write_text(outputs_dir / exp_id / "error.log", text)
+    except OSError:
+        pass

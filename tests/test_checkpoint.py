@@ -1,0 +1,249 @@
+"""Checkpoints: round trip of a seed-stacked train state, retention, config hash, damage."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from fembed_jax.checkpoint import Checkpointer, CheckpointWarning, state_digest
+
+SEEDS = 3
+
+
+def make_state(shift: float = 0.0) -> dict:
+    """A tiny seed-stacked train state shaped like the engine's."""
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {
+            "encoder": {"w": jax.random.normal(k1, (6, 4)) + shift, "b": jnp.zeros(4) + shift},
+            "head": {"w": jax.random.normal(k2, (4, 1))},
+        }
+
+    params = jax.vmap(init)(jax.random.split(jax.random.key(0), SEEDS))
+    opt_state = jax.vmap(optax.adam(1e-3).init)(params)
+    opt_state = (opt_state[0]._replace(count=opt_state[0].count + 7), *opt_state[1:])
+    return {
+        "params": params,
+        "opt_state": opt_state,
+        "rng": jax.random.key_data(jax.random.split(jax.random.key(int(shift) + 1), SEEDS)),
+        "early_stop": {"best": np.full(SEEDS, 0.5 + shift, np.float32), "bad_epochs": np.arange(SEEDS, dtype=np.int32)},
+        "epoch": 4,
+    }
+
+
+def assert_same(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        if np.ndim(x):  # jax.eval_shape targets a Python int as int32: same value, new type
+            assert np.asarray(x).dtype == np.asarray(y).dtype
+
+
+@pytest.fixture
+def abstract():
+    return jax.eval_shape(make_state)
+
+
+def step_files(step_dir: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(p for p in step_dir.rglob("*") if p.is_file())
+
+
+def test_round_trip_keeps_optax_namedtuples_and_key_data(tmp_path, abstract):
+    state = make_state()
+    with Checkpointer(tmp_path / "FE-01", "hash-a") as ckpt:
+        path = ckpt.save(3, state, {"best_epoch": np.int64(2), "seeds": [0, 1, 2]})
+        assert path == tmp_path / "FE-01" / "3" and path.is_dir()
+        restored = ckpt.restore_latest(abstract)
+    assert restored is not None
+    epoch, got, meta = restored
+    assert epoch == 3
+    assert_same(state, got)
+    adam, empty = got["opt_state"]
+    assert isinstance(adam, optax.ScaleByAdamState) and isinstance(empty, optax.EmptyState)
+    assert adam.mu["encoder"]["w"].shape == (SEEDS, 6, 4)
+    assert got["rng"].dtype == np.uint32 and got["rng"].shape == (SEEDS, 2)
+    assert meta["config_hash"] == "hash-a" and meta["epoch"] == 3
+    assert meta["best_epoch"] == 2 and meta["seeds"] == [0, 1, 2]
+
+
+def test_restore_accepts_a_concrete_target_and_a_relative_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = make_state()
+    with Checkpointer("checkpoints/FE-01", "h") as ckpt:
+        ckpt.save(0, state)
+        assert ckpt.directory == tmp_path / "checkpoints" / "FE-01"
+        assert_same(state, ckpt.restore_latest(state).state)
+
+
+def test_max_to_keep_retains_the_newest_steps(tmp_path, abstract):
+    with Checkpointer(tmp_path / "c", "h", max_to_keep=2) as ckpt:
+        for epoch in range(5):
+            ckpt.save(epoch, make_state(float(epoch)))
+        assert ckpt.steps() == [3, 4]
+        restored = ckpt.restore_latest(abstract)
+    assert restored.epoch == 4
+    assert_same(make_state(4.0), restored.state)
+
+
+def test_saving_an_earlier_epoch_replaces_later_steps(tmp_path, abstract):
+    with Checkpointer(tmp_path / "c", "h", max_to_keep=3) as ckpt:
+        for epoch in range(3):
+            ckpt.save(epoch, make_state(float(epoch)))
+        ckpt.save(1, make_state(10.0))  # resumed from epoch 0 and redid epoch 1
+        assert ckpt.steps() == [0, 1]
+        restored = ckpt.restore_latest(abstract)
+    assert restored.epoch == 1
+    assert_same(make_state(10.0), restored.state)
+
+
+def test_steps_of_another_config_are_skipped(tmp_path, abstract):
+    directory = tmp_path / "c"
+    with Checkpointer(directory, "new", max_to_keep=3) as ckpt:
+        ckpt.save(0, make_state())
+    with Checkpointer(directory, "old", max_to_keep=3) as other:
+        other.save(1, make_state(1.0))
+    with Checkpointer(directory, "new") as ckpt:
+        with pytest.warns(CheckpointWarning, match=rf"{directory / '1'}: saved for config 'old'"):
+            restored = ckpt.restore_latest(abstract)
+    assert restored.epoch == 0
+    assert_same(make_state(), restored.state)
+
+    with Checkpointer(directory, "third") as ckpt:
+        with pytest.warns(CheckpointWarning):
+            assert ckpt.restore_latest(abstract) is None
+
+
+def truncate(path: pathlib.Path) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+
+
+def garble(path: pathlib.Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(middle, min(len(data), middle + 16)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {"truncated": truncate, "garbled": garble, "deleted": os.remove}
+
+
+def largest_file(step_dir: pathlib.Path) -> pathlib.Path:
+    """The biggest file of a step: array data, where flipped bytes restore silently in orbax."""
+    return max(step_files(step_dir), key=lambda p: p.stat().st_size)
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize("victim", ["array data", "meta/metadata", "state/_METADATA"])
+def test_damaged_latest_step_falls_back_to_the_previous_one(tmp_path, abstract, damage, victim):
+    directory = tmp_path / "c"
+    with Checkpointer(directory, "h") as ckpt:
+        ckpt.save(0, make_state())
+        ckpt.save(1, make_state(1.0))
+    latest = directory / "1"
+    target = largest_file(latest) if victim == "array data" else latest / victim
+    assert target.is_file(), f"orbax layout changed: {step_files(latest)}"
+    DAMAGE[damage](target)
+
+    with Checkpointer(directory, "h") as ckpt:
+        with pytest.warns(CheckpointWarning, match=rf"checkpoint {latest}: "):
+            restored = ckpt.restore_latest(abstract)
+        assert restored.epoch == 0
+        assert_same(make_state(), restored.state)
+        # Training continues from epoch 0: the damaged step 1 is replaced, not kept.
+        ckpt.save(1, make_state(2.0))
+        assert_same(make_state(2.0), ckpt.restore_latest(abstract).state)
+
+
+def test_all_steps_damaged_gives_none(tmp_path, abstract):
+    directory = tmp_path / "c"
+    with Checkpointer(directory, "h") as ckpt:
+        ckpt.save(0, make_state())
+        ckpt.save(1, make_state(1.0))
+    garble(largest_file(directory / "1"))
+    (directory / "0" / "meta" / "metadata").unlink()
+    with Checkpointer(directory, "h") as ckpt, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ckpt.restore_latest(abstract) is None
+    messages = [str(w.message) for w in caught if issubclass(w.category, CheckpointWarning)]
+    assert any(str(directory / "1") in m for m in messages)
+    assert any(str(directory / "0") in m for m in messages)
+
+
+def test_unfinished_tmp_step_is_never_read_and_is_cleaned_up(tmp_path, abstract):
+    directory = tmp_path / "c"
+    with Checkpointer(directory, "h") as ckpt:
+        ckpt.save(1, make_state(1.0))
+    # What a crash mid-save leaves: orbax writes <step>.orbax-checkpoint-tmp, renames at the end.
+    shutil.copytree(directory / "1", directory / "2.orbax-checkpoint-tmp")
+    with Checkpointer(directory, "h") as ckpt:
+        assert ckpt.steps() == [1]
+        assert ckpt.restore_latest(abstract).epoch == 1
+        ckpt.save(2, make_state(2.0))
+        assert ckpt.steps() == [1, 2]
+    assert sorted(p.name for p in directory.iterdir() if "tmp" in p.name) == []
+
+
+def test_clear_removes_everything(tmp_path, abstract):
+    with Checkpointer(tmp_path / "c", "h") as ckpt:
+        ckpt.save(0, make_state())
+        ckpt.clear()
+        assert not (tmp_path / "c").exists()
+        assert ckpt.steps() == [] and ckpt.restore_latest(abstract) is None
+        ckpt.save(0, make_state())  # usable again after clear
+        assert ckpt.steps() == [0]
+
+
+def test_meta_is_validated(tmp_path):
+    with Checkpointer(tmp_path / "c", "h") as ckpt:
+        with pytest.raises(ValueError, match="meta config_hash 'other'"):
+            ckpt.save(0, make_state(), {"config_hash": "other"})
+        with pytest.raises(ValueError, match="reserved"):
+            ckpt.save(0, make_state(), {"epoch": 3})
+        with pytest.raises(ValueError, match="epoch must be >= 0"):
+            ckpt.save(-1, make_state())
+    with pytest.raises(ValueError, match="max_to_keep"):
+        Checkpointer(tmp_path / "c", "h", max_to_keep=0)
+
+
+def test_digest_sees_every_byte_and_ignores_scalar_container_types():
+    state = make_state()
+    changed = jax.tree.map(lambda x: x, state)
+    changed["early_stop"]["best"] = state["early_stop"]["best"].copy()
+    changed["early_stop"]["best"][1] += 1e-6
+    assert state_digest(state) != state_digest(changed)
+    assert state_digest({"a": 3, "b": np.int32(2)}) == state_digest({"a": np.asarray(3), "b": np.asarray(2, np.int32)})
+
+
+SAVE_ON_TWO_DEVICES = """
+import sys, jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from fembed_jax.checkpoint import Checkpointer
+assert jax.device_count() == 2
+mesh = Mesh(np.array(jax.devices()), ("seed",))
+w = jax.device_put(jnp.arange(12.0).reshape(2, 6), NamedSharding(mesh, PartitionSpec("seed")))
+Checkpointer(sys.argv[1], "h").save(0, {"w": w})
+"""
+
+
+def test_resume_on_another_device_count(tmp_path):
+    """Saved with seeds sharded over 2 host devices, restored on 1 with an eval_shape target."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", SAVE_ON_TWO_DEVICES, str(tmp_path / "c")], env=env, check=True, timeout=120)
+    target = jax.eval_shape(lambda: {"w": jnp.zeros((2, 6))})
+    with Checkpointer(tmp_path / "c", "h") as ckpt:
+        restored = ckpt.restore_latest(target)
+    assert restored is not None
+    np.testing.assert_array_equal(np.asarray(restored.state["w"]), np.arange(12.0).reshape(2, 6))
