@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich import box
 from rich.table import Table
 
 from fembed_jax.catalog import param_counts
@@ -48,11 +49,16 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([as_json(cfg, counts[cfg.exp_id]) for cfg in configs], indent=1))
         return 0
     table = Table(title=f"{len(configs)} of {len(registry.experiments)} experiments",
-                  title_justify="left", header_style="bold")
-    for column, justify in (("id", "left"), ("priority", "left"), ("tier", "left"),
-                            ("d_embed", "right"), ("D/L/H/ff", "left"), ("drop", "right"),
-                            ("loss", "left"), ("embedding", "left"), ("params", "right")):
-        table.add_column(column, justify=justify, no_wrap=True)
+                  title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=0)
+    # Identity columns never wrap; loss and embedding parameters fold so 80 columns still read.
+    for column, justify, wrap in (("id", "left", False), ("pri", "left", False),
+                                  ("tier", "left", False), ("E", "right", False),
+                                  ("D/L/H/ff", "left", False), ("drop", "right", False),
+                                  ("loss", "left", True), ("embedding", "left", True),
+                                  ("params", "right", False)):
+        table.add_column(column, justify=justify, no_wrap=not wrap, overflow="fold",
+                         width=13 if wrap else None)
     for cfg in configs:
         loss = cfg.loss + (" " + _brief(cfg.loss_params) if cfg.loss_params else "")
         embedding = cfg.embedding + (" " + _brief(cfg.embedding_params) if cfg.embedding_params else "")
@@ -63,5 +69,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# Short names so a row fits 80 columns; `fembed show ID` and --json give the full names.
+_SHORT = {"gamma": "γ", "alpha": "α", "epsilon": "ε", "pos_weight": "w+", "gamma_pos": "γ+",
+          "gamma_neg": "γ-", "lambda_entropy": "λ", "lambda_var": "λ", "lambda_cal": "λ",
+          "temperature": "T", "num_heads": "h", "num_layers": "L", "compression_ratio": "r",
+          "hidden_dim": "hid", "head_dim": "hd", "latent_dim": "z"}
+
+
 def _brief(params) -> str:
-    return " ".join(f"{k}={v}" for k, v in params.items())
+    parts = []
+    for key, value in params.items():
+        if key == "combine_method":
+            parts.append(str(value))
+        elif key in ("use_position", "use_skip"):
+            parts.append(("" if value else "no-") + key.removeprefix("use_"))
+        else:
+            parts.append(f"{_SHORT.get(key, key)}{value:g}" if isinstance(value, float)
+                         else f"{_SHORT.get(key, key)}{value}")
+    return " ".join(parts)

@@ -1,0 +1,63 @@
+"""The results part of `fembed show`: per-seed metrics and the aggregate, from the run store."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from fembed_jax.config import ExperimentConfig
+from fembed_jax.registry import load_registry
+
+from .common import console
+from .paths import outputs_dir
+
+
+def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
+    from fembed_jax.store import RunStore
+
+    registry_path = load_registry(getattr(args, "registry", None)).path
+    path = outputs_dir(args, registry_path) / "fembed.db"
+    if not path.exists():
+        console.print(f"No results yet (no run store at {path}).")
+        return
+    with RunStore(path, readonly=True) as store:
+        queued = store.experiment(cfg.exp_id)
+        result = store.result(cfg.exp_id)
+    if queued:
+        state = queued["state"] + (f": {queued['error']}" if queued.get("error") else "")
+        console.print(f"state: {state} (attempts {queued.get('attempts') or 0})", highlight=False)
+    if not result:
+        console.print("No results yet.")
+        return
+    record = result["record"]
+    label = "legacy record (1 seed, final-epoch weights)" if result.get("legacy") else (
+        f"{len(record.get('seeds', []))} seeds, selection '{record.get('selection')}'")
+    stale = "" if result.get("current") in (None, True) else "  [yellow](from an older config)[/]"
+    console.print(f"[bold]results[/]: {label}{stale}")
+    per_seed = record.get("val_metrics_per_seed") or [dict(record.get("val_metrics", {}), seed="-")]
+    table = Table(header_style="bold")
+    for column in ("seed", "precision", "95% CI", "TP/pred+", "recall", "AUC", "pred range",
+                   "best epoch", "collapsed"):
+        table.add_column(column)
+    for m in per_seed:
+        ci = (f"{m['precision_ci_low']:.2f}-{m['precision_ci_high']:.2f}"
+              if m.get("precision_ci_low") is not None else "-")
+        table.add_row(str(m.get("seed")), _f(m.get("precision")), ci,
+                      f"{m.get('true_positives', '-')}/{m.get('n_positive_preds', '-')}",
+                      _f(m.get("recall")), _f(m.get("auc")), _f(m.get("pred_range")),
+                      str(m.get("best_epoch", "-")), "yes" if m.get("collapsed") else "")
+    console.print(table)
+    agg = record.get("val_metrics_aggregate") or {}
+    parts = []
+    for key in ("precision", "recall", "auc"):
+        entry = agg.get(key) or {}
+        if entry.get("mean") is not None:
+            std = f" ± {entry['std']:.3f}" if entry.get("std") is not None else ""
+            parts.append(f"{key} {entry['mean']:.3f}{std}")
+    if parts:
+        console.print("mean ± std over seeds: " + ", ".join(parts))
+
+
+def _f(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
