@@ -1,16 +1,18 @@
-"""The epoch loop: train K seeds together, evaluate, early-stop per seed, checkpoint, report.
+"""The epoch loop: train experiments' seeds together, evaluate, early-stop per seed, checkpoint.
 
 The loop stays in Python so that every epoch can be checkpointed, reported and interrupted; the
-work inside an epoch is one compiled call (engine.py). Seeds that hit patience are frozen by a
-mask; the loop ends when all have stopped or at max epochs. A run resumed from the checkpoint of
-epoch k continues at k+1 and ends with exactly the results of an uninterrupted run.
+work inside an epoch is one compiled call (engine.py) over all *members* — the seeds of one
+experiment, or of several experiments sharing a program (`fit_group`). Each experiment keeps its
+own epoch counter, early-stopping state, checkpoint and history, so grouping changes nothing
+about its results; seeds that hit patience are frozen by a mask. An experiment resumed from the
+checkpoint of epoch k continues at k+1 and ends with exactly the results of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -18,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from fembed_jax import metrics
+from fembed_jax import faults, metrics
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.train.early_stopping import StopState
-from fembed_jax.train.engine import DeviceData, Engine, seed_keys, select_seeds
+from fembed_jax.train.engine import DeviceData, Engine, loss_hparams_of, seed_keys, select_members
 
 
 class Interrupted(Exception):
@@ -58,12 +60,36 @@ class FitResult:
     epochs_run: list[int]  # per seed: epochs it trained
     per_seed: list[dict]  # classification metrics on the selected weights, val split
     aggregate: dict
-    last: dict  # per seed: last epoch's train_loss / val_loss / val_auc
+    last: list[dict]  # per seed: last epoch's train_loss / val_loss / val_auc
     history: list[dict]  # per epoch: train_loss, val_loss, val_auc lists
     val_probs: np.ndarray  # (K, n_val) on the selected weights
     test_metrics: list[dict] | None
     seconds: float
     resumed_from: int | None
+
+
+@dataclasses.dataclass
+class Member:
+    """One experiment of a group: its config, seeds and per-experiment hooks."""
+
+    cfg: ExperimentConfig
+    seeds: list[int]
+    checkpointer: Any = None  # fembed_jax.checkpoint.Checkpointer
+    on_epoch: Callable[[EpochReport], None] | None = None
+
+
+@dataclasses.dataclass
+class _Track:
+    """Host-side state of one experiment inside the loop."""
+
+    member: Member
+    lo: int  # its slice of the member axis
+    hi: int
+    stop: StopState
+    history: list
+    next_epoch: int = 0
+    resumed_from: int | None = None
+    started: float = 0.0
 
 
 def safe_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
@@ -77,6 +103,10 @@ def _state_tree(params, opt_state, best, keys, stop: StopState, epoch: int) -> d
             "stop": stop.to_tree(), "epoch": np.int32(epoch)}
 
 
+def _rows(tree, lo: int, hi: int):
+    return jax.tree.map(lambda x: x[lo:hi], tree)
+
+
 def fit(cfg: ExperimentConfig, data: DeviceData, seeds: list[int], *,
         checkpointer=None,
         on_epoch: Callable[[EpochReport], None] | None = None,
@@ -88,79 +118,152 @@ def fit(cfg: ExperimentConfig, data: DeviceData, seeds: list[int], *,
     `checkpointer` (fembed_jax.checkpoint.Checkpointer) gives resume and per-epoch saves;
     `should_stop` is polled after each checkpointed epoch and raises Interrupted when true.
     """
-    started = time.monotonic()
-    engine = engine or Engine(cfg, data)
-    keys = seed_keys(seeds)
-    params, opt_state = engine.init(keys)
-    best = jax.tree.map(jnp.copy, params)
-    stop = StopState.fresh(len(seeds))
-    history: list[dict] = []
-    start_epoch, resumed_from = 0, None
+    return fit_group([Member(cfg, list(seeds), checkpointer, on_epoch)], data,
+                     should_stop=should_stop, evaluate_test=evaluate_test, engine=engine)[0]
 
-    if checkpointer is not None:
-        template = _state_tree(params, opt_state, best, keys, stop, 0)
-        restored = checkpointer.restore_latest(template)
-        if restored is not None:
-            epoch, state, meta = restored
-            params, opt_state, best = state["params"], state["opt_state"], state["best_params"]
-            stop = StopState.from_tree(state["stop"])
-            history = list(meta.get("history", []))
-            start_epoch, resumed_from = int(epoch) + 1, int(epoch)
+
+def fit_group(members: Sequence[Member], data: DeviceData, *,
+              should_stop: Callable[[], bool] | None = None,
+              evaluate_test: bool = False,
+              engine: Engine | None = None,
+              devices: Sequence | None = None) -> list[FitResult]:
+    """Train several experiments that share one program structure, all seeds at once.
+
+    Results equal those of fitting each experiment alone with the same seeds: every member has
+    its own keys, epoch counter, hyperparameters and early stopping.
+    """
+    engine = engine or Engine(members[0].cfg, data, devices=devices)
+    seeds = [s for m in members for s in m.seeds]
+    pad = (-len(seeds)) % engine.num_devices  # filler members so the axis splits over devices
+    all_seeds = seeds + [seeds[-1]] * pad
+    n = len(all_seeds)
+    owner = [i for i, m in enumerate(members) for _ in m.seeds] + [len(members) - 1] * pad
+    keys = engine.shard(seed_keys(all_seeds))
+    hp = [loss_hparams_of(members[i].cfg) for i in owner]
+    hparams = engine.member_hparams(hp, n)
+    params, opt_state = engine.init(keys, learning_rates=[members[i].cfg.learning_rate for i in owner],
+                                    weight_decays=[members[i].cfg.weight_decay for i in owner])
+    best = jax.tree.map(jnp.copy, params)
+
+    tracks, lo = [], 0
+    for m in members:
+        tracks.append(_Track(m, lo, lo + len(m.seeds), StopState.fresh(len(m.seeds)), [],
+                             started=time.monotonic()))
+        lo += len(m.seeds)
+    params, opt_state, best = _restore(tracks, params, opt_state, best, keys, engine)
 
     val_labels = np.asarray(data.labels["val"])
-    last_epoch = start_epoch - 1
-    for epoch in range(start_epoch, cfg.epochs):
-        if stop.stopped.all():
+    while True:
+        active = np.zeros(n, bool)
+        epochs = np.zeros(n, np.int32)
+        for t in tracks:
+            if t.next_epoch < t.member.cfg.epochs:
+                active[t.lo:t.hi] = t.stop.active
+                epochs[t.lo:t.hi] = t.next_epoch
+        if not active.any():
             break
         t0 = time.monotonic()
-        trained = stop.active.copy()
-        params, opt_state, train_loss = engine.train_epoch(params, opt_state, keys, epoch, trained)
-        probs, val_loss = engine.evaluate(params, "val")
+        params, opt_state, train_loss = engine.train_epoch(params, opt_state, keys, epochs, active, hparams)
+        faults.hit("fit.epoch_trained")
+        probs, val_loss = engine.evaluate(params, "val", hparams)
         train_loss = np.asarray(train_loss)
-        aucs = [safe_auc(val_labels, probs[k]) for k in range(len(seeds))]
-        improved = stop.update(epoch, cfg.early_stop_metric, aucs, val_loss, train_loss,
-                               cfg.patience, cfg.min_delta)
-        improved &= trained
-        best = select_seeds(improved, params, best)
-        last_epoch = epoch
-        history.append({"epoch": epoch, "trained": trained.tolist(),
-                        "train_loss": train_loss.tolist(), "val_loss": val_loss.tolist(),
-                        "val_auc": aucs})
-        if checkpointer is not None:
-            checkpointer.save(epoch, _state_tree(params, opt_state, best, keys, stop, epoch),
-                              {"history": history, "seeds": seeds})
-        if on_epoch is not None:
-            on_epoch(EpochReport(epoch, train_loss, val_loss, aucs, trained, improved, stop,
-                                 time.monotonic() - t0))
-        if should_stop is not None and should_stop() and not stop.stopped.all():
-            raise Interrupted(epoch)
-    stop.finish(max(last_epoch, 0))
+        improved = np.zeros(n, bool)
+        reports = []
+        for t in tracks:
+            trained = active[t.lo:t.hi].copy()
+            if not trained.any():
+                continue
+            cfg, epoch = t.member.cfg, t.next_epoch
+            aucs = [safe_auc(val_labels, probs[k]) for k in range(t.lo, t.hi)]
+            tl, vl = train_loss[t.lo:t.hi], val_loss[t.lo:t.hi]
+            up = t.stop.update(epoch, cfg.early_stop_metric, aucs, vl, tl, cfg.patience, cfg.min_delta)
+            improved[t.lo:t.hi] = up & trained
+            t.history.append({"epoch": epoch, "trained": trained.tolist(), "train_loss": tl.tolist(),
+                              "val_loss": vl.tolist(), "val_auc": aucs})
+            t.next_epoch += 1
+            if t.next_epoch >= cfg.epochs:
+                t.stop.finish(epoch)
+            reports.append((t, EpochReport(epoch, tl, vl, aucs, trained, improved[t.lo:t.hi], t.stop,
+                                           time.monotonic() - t0)))
+        best = select_members(improved, params, best)
+        for t, report in reports:
+            # Report before checkpointing: a crash in between re-runs this epoch (same numbers)
+            # instead of leaving a checkpointed epoch the run store never heard of.
+            if t.member.on_epoch is not None:
+                t.member.on_epoch(report)
+            if t.member.checkpointer is not None:
+                state = _state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
+                                    _rows(best, t.lo, t.hi), keys[t.lo:t.hi], t.stop, report.epoch)
+                faults.hit("fit.before_checkpoint")
+                t.member.checkpointer.save(report.epoch, state,
+                                           {"history": t.history, "seeds": t.member.seeds})
+            faults.hit("fit.epoch_done")
+        if should_stop is not None and should_stop() and any(
+                t.next_epoch < t.member.cfg.epochs and t.stop.active.any() for t in tracks):
+            raise Interrupted(max(r.epoch for _, r in reports))
 
-    selected = best if cfg.selection == "best" else params
-    val_probs, _ = engine.evaluate(selected, "val")
+    selected = _selected(tracks, params, best, n)
+    val_probs, _ = engine.evaluate(selected, "val", hparams)
+    test = None
+    if evaluate_test and data.size("test") > 0:
+        test = engine.evaluate(selected, "test", hparams)[0], np.asarray(data.labels["test"])
+    return [_result(t, val_probs, val_labels, test) for t in tracks]
+
+
+def _restore(tracks, params, opt_state, best, keys, engine):
+    """Load each experiment's latest intact checkpoint into its slice of the member axis."""
+    restored_any = False
+    host = None
+    for t in tracks:
+        if t.member.checkpointer is None:
+            continue
+        template = _state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
+                               _rows(best, t.lo, t.hi), keys[t.lo:t.hi], t.stop, 0)
+        restored = t.member.checkpointer.restore_latest(template)
+        if restored is None:
+            continue
+        epoch, state, meta = restored
+        if host is None:
+            host = jax.tree.map(np.array, jax.device_get((params, opt_state, best)))  # writable copies
+        for tree, part in zip(host, (state["params"], state["opt_state"], state["best_params"])):
+            jax.tree.map(lambda whole, rows: whole.__setitem__(slice(t.lo, t.hi), np.asarray(rows)),
+                         tree, part)
+        t.stop = StopState.from_tree(state["stop"])
+        t.history = list(meta.get("history", []))
+        t.next_epoch, t.resumed_from = int(epoch) + 1, int(epoch)
+        restored_any = True
+    if not restored_any:
+        return params, opt_state, best
+    return tuple(engine.shard(jax.tree.map(np.asarray, tree)) for tree in host)
+
+
+def _selected(tracks, params, best, n):
+    use_best = np.zeros(n, bool)
+    for t in tracks:
+        use_best[t.lo:t.hi] = t.member.cfg.selection == "best"
+    return select_members(use_best, best, params)
+
+
+def _result(t: _Track, val_probs, val_labels, test) -> FitResult:
+    seeds, k_all = t.member.seeds, range(t.lo, t.hi)
     per_seed = []
-    for k in range(len(seeds)):
+    for i, k in enumerate(k_all):
         m = metrics.classification_metrics(val_probs[k], val_labels)
-        m["seed"] = seeds[k]
-        m["best_epoch"] = int(stop.best_epoch[k])
-        m["stop_epoch"] = int(stop.stop_epoch[k])
-        m["diverged"] = bool(stop.diverged[k])
+        m.update(seed=seeds[i], best_epoch=int(t.stop.best_epoch[i]),
+                 stop_epoch=int(t.stop.stop_epoch[i]), diverged=bool(t.stop.diverged[i]))
         per_seed.append(m)
     test_metrics = None
-    if evaluate_test and data.size("test") > 0:
-        test_probs, _ = engine.evaluate(selected, "test")
-        test_labels = np.asarray(data.labels["test"])
-        test_metrics = [metrics.classification_metrics(test_probs[k], test_labels)
-                        for k in range(len(seeds))]
-    last = {}
-    for k in range(len(seeds)):
-        rows = [h for h in history if h["trained"][k]]
-        last[k] = ({"train_loss": rows[-1]["train_loss"][k], "val_loss": rows[-1]["val_loss"][k],
-                    "val_auc": rows[-1]["val_auc"][k]} if rows else {})
-    epochs_run = [sum(1 for h in history if h["trained"][k]) for k in range(len(seeds))]
-    return FitResult(seeds=list(seeds), stop=stop, epochs_run=epochs_run, per_seed=per_seed,
-                     # a diverged seed's metrics say nothing about the experiment
-                     aggregate=metrics.aggregate_seeds([m for m in per_seed if not m["diverged"]]
-                                                       or per_seed), last=[last[k] for k in range(len(seeds))],
-                     history=history, val_probs=val_probs, test_metrics=test_metrics,
-                     seconds=time.monotonic() - started, resumed_from=resumed_from)
+    if test is not None:
+        test_probs, test_labels = test
+        test_metrics = [metrics.classification_metrics(test_probs[k], test_labels) for k in k_all]
+    last, epochs_run = [], []
+    for i in range(len(seeds)):
+        rows = [h for h in t.history if h["trained"][i]]
+        last.append({"train_loss": rows[-1]["train_loss"][i], "val_loss": rows[-1]["val_loss"][i],
+                     "val_auc": rows[-1]["val_auc"][i]} if rows else {})
+        epochs_run.append(len(rows))
+    healthy = [m for m in per_seed if not m["diverged"]] or per_seed  # a diverged seed says nothing
+    return FitResult(seeds=list(seeds), stop=t.stop, epochs_run=epochs_run, per_seed=per_seed,
+                     aggregate=metrics.aggregate_seeds(healthy), last=last, history=t.history,
+                     val_probs=val_probs[t.lo:t.hi], test_metrics=test_metrics,
+                     seconds=time.monotonic() - t.started, resumed_from=t.resumed_from)

@@ -1,0 +1,52 @@
+"""Experiments sharing a program train together and end exactly as they would alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fembed_jax.train.engine import DeviceData, Engine, structure_key
+from fembed_jax.train.fit import Member, fit, fit_group
+from helpers import synthetic_dataset, tiny_config
+
+
+def close(a, b, tol=1e-5):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=tol, abs=tol)
+    return a == b
+
+
+def test_structure_key_groups_loss_hyperparameters_not_shapes():
+    focal = tiny_config(loss="focal", loss_params={"gamma": 2.0, "alpha": 0.25})
+    assert structure_key(focal) == structure_key(focal.replace(loss_params={"gamma": 3.0, "alpha": 0.75}))
+    assert structure_key(focal) == structure_key(focal.replace(loss="mildfocal", loss_params={}))
+    assert structure_key(focal) == structure_key(focal.replace(weight_decay=0.01, learning_rate=3e-4))
+    assert structure_key(focal) != structure_key(focal.replace(loss="bce", loss_params={}))
+    assert structure_key(focal) != structure_key(focal.replace(d_model=32))
+    assert structure_key(focal) != structure_key(focal.replace(dropout=0.3))
+
+
+def test_a_group_ends_exactly_like_each_experiment_alone():
+    data = DeviceData.from_dataset(synthetic_dataset())
+    cfgs = [tiny_config(exp_id="G-01", loss="focal", loss_params={"gamma": 2.0, "alpha": 0.25},
+                        epochs=3),
+            tiny_config(exp_id="G-02", loss="focal", loss_params={"gamma": 1.0, "alpha": 0.5},
+                        epochs=4, weight_decay=0.01, patience=1),
+            tiny_config(exp_id="G-03", loss="mildfocal", loss_params={}, epochs=2, learning_rate=1e-3)]
+    seeds = [[42, 43], [42, 43], [7, 8]]
+    grouped = fit_group([Member(c, s) for c, s in zip(cfgs, seeds)], data)
+    # One engine for the runs alone: what differs between the configs is data to the program.
+    engine = Engine(cfgs[0], data)
+    for cfg, s, got in zip(cfgs, seeds, grouped):
+        alone = fit(cfg, data, s, engine=engine)
+        assert got.seeds == s
+        assert got.epochs_run == alone.epochs_run
+        assert close(got.history, alone.history)
+        assert close(got.per_seed, alone.per_seed)
+        np.testing.assert_allclose(got.val_probs, alone.val_probs, rtol=1e-5, atol=1e-6)
+    # each experiment ran its own number of epochs inside the shared loop
+    assert [len(r.history) for r in grouped][0] == 3 and [len(r.history) for r in grouped][2] == 2
