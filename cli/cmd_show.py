@@ -7,11 +7,10 @@ import argparse
 from rich.table import Table
 
 from fembed_jax.catalog import param_counts
-from fembed_jax.config import ExperimentConfig, default_early_stop_metric
+from fembed_jax.config import ExperimentConfig
+from fembed_jax.config_diff import differences_from_defaults
 
 from .common import UsageError, console, guarded, registry_from_args
-
-_IDENTITY = {"exp_id", "priority", "description", "tier", "num_features"}
 
 
 def register(subparsers) -> None:
@@ -23,19 +22,6 @@ def register(subparsers) -> None:
     parser.add_argument("exp_id", metavar="ID", help="experiment id, e.g. FE-06")
     parser.add_argument("--outputs", metavar="DIR", help="outputs folder holding fembed.db")
     parser.set_defaults(func=run)
-
-
-def differences_from_defaults(cfg: ExperimentConfig, defaults: dict) -> dict[str, object]:
-    """Fields whose value is not the one the registry defaults alone would give."""
-    base = ExperimentConfig(exp_id=cfg.exp_id, priority=cfg.priority, tier=cfg.tier,
-                            num_features=cfg.num_features, **defaults)
-    base = base.replace(early_stop_metric=defaults.get("early_stop_metric",
-                                                       default_early_stop_metric(base.loss)))
-    out = {}
-    for key, value in cfg.to_dict().items():
-        if key not in _IDENTITY and value != base.to_dict()[key]:
-            out[key] = value
-    return out
 
 
 @guarded
@@ -50,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{params:,} parameters  config {cfg.config_hash}")
     console.print(cfg.description, highlight=False)
     diffs = differences_from_defaults(cfg, dict(registry.defaults))
-    table = Table(header_style="bold", title="resolved config (* = differs from [defaults])",
+    table = Table(header_style="bold", title="resolved config (* = differs from \\[defaults])",
                   title_justify="left")
     table.add_column("field")
     table.add_column("value")

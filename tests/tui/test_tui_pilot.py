@@ -1,0 +1,250 @@
+"""Pilot tests of `fembed tui` against a store filled by a real tiny run (conftest.filled_store)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from textual.widgets import DataTable, Input, Static, TabbedContent
+
+from fembed_jax.store import RunStore
+from fembed_jax.tui.app import FembedMonitor
+from fembed_jax.tui.queue_view import RunningBar
+from fembed_jax.tui.results_view import ResultsView
+from fembed_jax.tui.screens import ConfirmRunScreen, HelpScreen
+
+EXPECTED_STATES = {"LF-01": "done", "LF-02": "done", "LF-03": "failed", "LF-04": "running",
+                   "LF-05": "pending", "AE-01": "not queued"}
+MAX_WAIT_STEPS = 400  # a hang guard (steps of 50 ms), not a timing requirement
+
+
+def plain(cell) -> str:
+    return getattr(cell, "plain", str(cell))
+
+
+def column(table: DataTable, key: str) -> dict[str, str]:
+    """Row key -> plain text of column ``key``, in displayed order."""
+    index = [c.key.value for c in table.ordered_columns].index(key)
+    return {row.key.value: plain(table.get_row(row.key)[index]) for row in table.ordered_rows}
+
+
+def copy_store(source, target) -> None:
+    """A consistent copy of a WAL store, swapped in atomically (a reader never sees half of it)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    with sqlite3.connect(source) as src, sqlite3.connect(partial) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    os.replace(partial, target)
+
+
+async def wait_polls(app: FembedMonitor, pilot, polls: int = 2) -> None:
+    """Wait until ``polls`` more snapshots have been applied (a poll already reading when the
+    caller wrote may miss the write; the one after cannot)."""
+    target = app.polls + polls
+    for _ in range(MAX_WAIT_STEPS):
+        if app.polls >= target:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"the app applied {app.polls} snapshots, expected {target}")
+
+
+def app_for(registry, path, **kwargs) -> FembedMonitor:
+    return FembedMonitor(registry, path, **kwargs)
+
+
+async def test_queue_lists_every_experiment_with_its_state(filled_store, registry):
+    app = app_for(registry, filled_store.store_path, static=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#queue-table", DataTable)
+        states = column(table, "state")
+        assert states == EXPECTED_STATES
+        assert column(table, "note")["AE-01"] == "has a legacy result"
+        assert column(table, "note")["LF-03"].startswith("ValueError: LF-03: tier a50")
+        assert column(table, "progress")["LF-04"].endswith("2/10")
+        assert column(table, "seeds")["LF-04"] == "1/2"
+        bars = [bar for bar in app.query(RunningBar) if bar.display]
+        assert len(bars) == 1
+        label = str(bars[0].query_one("Label").render())
+        assert "LF-04" in label and "epoch 2/10" in label and "seeds 1/2 training" in label
+        # The failed row's whole error shows under the table when highlighted.
+        table.move_cursor(row=list(states).index("LF-03"))
+        await pilot.pause()
+        note = app.query_one("#queue-note", Static)
+        assert note.display and "tier a50 data has 20 features" in str(note.render())
+
+
+async def test_sorting_by_precision_and_auc(filled_store, registry):
+    with RunStore(filled_store.store_path, readonly=True) as store:
+        stored = {r["exp_id"]: r for r in store.results(with_record=False)}
+    by = lambda key: sorted(stored, key=lambda e: stored[e][key], reverse=True)  # noqa: E731
+    app = app_for(registry, filled_store.store_path, static=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(ResultsView)
+        table = view.table
+        # Click the "precision" header.
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:1]) + 2
+        await pilot.click("#results-table", offset=(x, 0))
+        await pilot.pause()
+        assert view.sort_column == "precision" and view.descending
+        assert view.order == by("precision_mean")
+        await pilot.press("r")
+        assert view.order == by("precision_mean")[::-1]
+        # Keys: s moves the sort to the next columns: TP/pred+, recall, AUC.
+        for _ in range(3):
+            await pilot.press("s")
+        assert view.sort_column == "auc"
+        assert view.order == by("auc_mean")
+        await pilot.press("S")
+        assert view.sort_column == "recall"
+        # The best AUC cell is highlighted, the others are not.
+        best = view.order[0] if view.sort_column == "auc" else by("auc_mean")[0]
+        auc_index = [c.key.value for c in table.ordered_columns].index("auc")
+        for key in view.order:
+            cell = table.get_row(key)[auc_index]
+            assert ("green" in str(cell.style)) == (key == best)
+
+
+async def test_filter_narrows_queue_and_results(filled_store, registry):
+    app = app_for(registry, filled_store.store_path, static=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        queue = app.query_one("#queue-table", DataTable)
+        results = app.query_one("#results-table", DataTable)
+        await pilot.press("slash", *"p:LF-P8", "enter")
+        assert [r.key.value for r in queue.ordered_rows] == ["LF-01", "LF-02", "LF-03"]
+        assert sorted(r.key.value for r in results.ordered_rows) == ["LF-01", "LF-02"]
+        assert app.focused is queue  # enter hands the keys back to the table
+        await pilot.press("slash", "ctrl+u", *"focal", "escape")
+        assert [r.key.value for r in queue.ordered_rows] == ["LF-02"]
+        await pilot.press("x")
+        assert queue.row_count == len(EXPECTED_STATES)
+        # Key bindings cycle a field through the values present: p -> first priority, then next.
+        await pilot.press("p")
+        assert app.query_one("#filter", Input).value == "priority:LF-P8"
+        await pilot.press("p")
+        assert [r.key.value for r in queue.ordered_rows] == ["LF-04", "LF-05"]
+        await pilot.press("x", "a")
+        assert app.scope_text == "state:running"
+        assert [r.key.value for r in queue.ordered_rows] == ["LF-04"]
+
+
+async def test_detail_shows_the_selected_experiments_seeds(filled_store, registry):
+    with RunStore(filled_store.store_path, readonly=True) as store:
+        record = store.result("LF-02")["record"]
+    app = app_for(registry, filled_store.store_path, static=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        results = app.query_one("#results-table", DataTable)
+        results.move_cursor(row=results.get_row_index("LF-02"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "detail"
+        assert "LF-02" in str(app.query_one("#detail-title", Static).render())
+        seeds = app.query_one("#seeds-table", DataTable)
+        assert column(seeds, "seed") == {"0": "42", "1": "43"}
+        assert list(column(seeds, "precision").values()) == [
+            f"{m['precision']:.3f}" for m in record["val_metrics_per_seed"]]
+        curve_names = [str(label.render()) for label in app.query(".curve-name")]
+        assert curve_names == ["val AUC seed 42", "val AUC seed 43", "val loss seed 42", "val loss seed 43"]
+        # The running experiment: live per-seed progress from the store's epoch rows.
+        await pilot.press("1")
+        queue = app.query_one("#queue-table", DataTable)
+        queue.move_cursor(row=queue.get_row_index("LF-04"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert column(seeds, "state") == {"0": "training", "1": "stopped"}
+        assert column(seeds, "epochs") == {"0": "2", "1": "2"}
+
+
+async def test_a_state_change_appears_within_the_refresh(filled_store, registry, tmp_path):
+    path = tmp_path / "outputs" / "fembed.db"
+    copy_store(filled_store.store_path, path)
+    app = app_for(registry, path, refresh_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        queue = app.query_one("#queue-table", DataTable)
+        assert column(queue, "state")["LF-05"] == "pending"
+        with RunStore(path) as writer:
+            assert writer.claim("LF-05", "elsewhere:1:beef")
+            writer.mark_failed("LF-04", "testhost:4242:cafe0001", "RuntimeError: out of memory")
+        await wait_polls(app, pilot)
+        states = column(queue, "state")
+        assert states["LF-05"] == "running" and states["LF-04"] == "failed"
+        assert "out of memory" in column(queue, "note")["LF-04"]
+        with RunStore(path) as writer:
+            record = writer.result("LF-01")["record"]
+            writer.record_result("LF-05", writer.experiment("LF-05")["config_hash"],
+                                 dict(record, exp_id="LF-05"))
+        await wait_polls(app, pilot)
+        assert column(queue, "state")["LF-05"] == "done"
+        assert "LF-05" in [r.key.value for r in app.query_one("#results-table", DataTable).ordered_rows]
+
+
+async def test_no_store_yet_then_the_store_appears(filled_store, registry, tmp_path):
+    path = tmp_path / "outputs" / "fembed.db"
+    app = app_for(registry, path, refresh_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        notice = app.query_one("#empty-notice", Static)
+        assert notice.display and "fembed run" in str(notice.render())
+        queue = app.query_one("#queue-table", DataTable)
+        assert set(column(queue, "state").values()) == {"not queued"}
+        assert not path.exists()  # the monitor never creates the store
+        copy_store(filled_store.store_path, path)
+        await wait_polls(app, pilot)
+        assert not notice.display
+        assert column(queue, "state") == EXPECTED_STATES
+
+
+async def test_help_screen_footer_and_quit(filled_store, registry):
+    app = app_for(registry, filled_store.store_path, static=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        footer_keys = {b.key for _, b, enabled, _ in app.active_bindings.values() if b.show and enabled}
+        assert {"q", "question_mark", "slash", "1", "2", "3", "R"} <= footer_keys
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_run_scope_asks_then_starts_fembed_run(filled_store, registry, monkeypatch):
+    from fembed_jax.tui import launch
+
+    started = []
+
+    class FakeProcess:
+        pid = 4321
+
+    monkeypatch.setattr(launch, "start", lambda command, outputs: started.append(command)
+                        or (FakeProcess(), outputs / "tui-run.log"))
+    app = app_for(registry, filled_store.store_path, static=True, scope="priority:LF-P8")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("R")
+        assert isinstance(app.screen, ConfirmRunScreen)
+        assert "run --priority LF-P8 --outputs" in app.screen.command
+        await pilot.press("n")
+        assert not started
+        await pilot.press("R", "y")
+        await pilot.pause()
+    assert len(started) == 1
+    assert started[0][started[0].index("run"):] == ["run", "--priority", "LF-P8", "--outputs",
+                                                    str(filled_store.outputs)]
+
+
+def test_cli_tui_validates_its_options(filled_store, monkeypatch):
+    from fembed_jax.cli import cmd_tui
+    from fembed_jax.cli.main import main
+    from fembed_jax.tui import app as app_module
+
+    registry = str(filled_store.registry_path)
+    assert main(["--registry", registry, "tui", "--priority", "XX-P1"]) == 2
+    assert main(["--registry", registry, "tui", "--refresh", "0"]) == 2
+    seen = {}
+    monkeypatch.setattr(app_module.FembedMonitor, "run", lambda self: seen.update(
+        path=self.store_path, scope=self.scope_text, refresh=self.refresh_s))
+    assert main(["--registry", registry, "tui", "-p", "LF-P8", "--tier", "a20", "--refresh", "2"]) == 0
+    assert seen == {"path": filled_store.store_path, "scope": "priority:LF-P8 tier:a20", "refresh": 2.0}
+    assert cmd_tui.initial_scope(type("A", (), {"exp_id": ["LF-01", "LF-02"]})()) == "id:LF-01,LF-02"

@@ -1,0 +1,195 @@
+"""The Detail view of one experiment: summary, per-seed metrics, training curves, config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.widgets import DataTable, Label, Sparkline, Static
+
+from fembed_jax.config_diff import differences_from_defaults
+
+from . import fmt
+from .model import Curves, Experiment, QueueRow, ResultRow, curves, per_seed, seed_value
+
+SEED_COLUMNS = (("seed", "seed"), ("precision", "precision"), ("tp", "TP/pred+"), ("ci", "95% CI"),
+                ("recall", "recall"), ("auc", "AUC"), ("best", "best ep"), ("flags", "flags"))
+LIVE_COLUMNS = (("seed", "seed"), ("epochs", "epochs"), ("train_loss", "train loss"),
+                ("val_loss", "val loss"), ("val_auc", "val AUC"), ("best_auc", "best AUC"),
+                ("state", "state"))
+_HIDDEN_FIELDS = {"exp_id", "description"}
+
+
+class CurveRow(Horizontal):
+    """A seed's curve: its name, a sparkline over epochs, the last and best values."""
+
+    def __init__(self, name: str, higher_is_better: bool, values: Sequence[float | None]) -> None:
+        super().__init__(classes="curve-row")
+        self.curve_name, self.higher_is_better = name, higher_is_better
+        self.values = [float(v) for v in values if v is not None]
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.curve_name, classes="curve-name")
+        yield Sparkline([], classes="curve-line")
+        yield Label(classes="curve-value")
+
+    def on_mount(self) -> None:
+        self._draw()
+
+    def show(self, values: Sequence[float | None]) -> None:
+        self.values = [float(v) for v in values if v is not None]
+        self._draw()
+
+    def _draw(self) -> None:
+        lines = self.query(Sparkline)
+        if not lines:  # not composed yet: on_mount draws
+            return
+        line, data = lines.first(), self.values
+        line.styles.width = max(len(data), 1)  # one cell per epoch (max-width caps long runs)
+        line.data = data
+        best = (max if self.higher_is_better else min)(data) if data else None
+        self.query_one(".curve-value", Label).update(
+            f"{fmt.number(data[-1] if data else None)} (best {fmt.number(best)})")
+
+
+class DetailView(VerticalScroll):
+    """Everything about ``exp_id``; ``show`` is called on every poll while it is visible."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("Select an experiment in the Queue or Results view and press Enter.", id="detail-title")
+        yield Static(id="detail-summary")
+        yield Label("Per-seed validation metrics", id="seeds-heading", classes="heading")
+        yield DataTable(id="seeds-table", cursor_type="none", zebra_stripes=True)
+        yield Label("Training curves (one cell per epoch; each line spans its own min–max)", classes="heading")
+        yield Label("[dim]No epochs recorded yet.[/dim]", id="curves-none")
+        yield Vertical(id="curves-auc", classes="curves")
+        yield Vertical(id="curves-loss", classes="curves")
+        yield Label("Config (* differs from the registry defaults)", classes="heading")
+        yield Static(id="detail-config")
+
+    def on_mount(self) -> None:
+        self.exp_id: str | None = None
+        self._seed_mode: str | None = None
+        self._curve_names: dict[str, tuple[str, ...]] = {}
+
+    def show(self, exp: Experiment | None, queue: QueueRow | None, result: ResultRow | None,
+             record: Mapping | None, epoch_rows: Sequence[Mapping], defaults: Mapping, masked: bool) -> None:
+        self.exp_id = exp.exp_id if exp else None
+        if exp is None:
+            return
+        state = queue.state if queue else "done"
+        self.query_one("#detail-title", Static).update(
+            f"[b]{exp.exp_id}[/b] · {exp.priority or '-'} · {exp.tier or '-'} · loss {exp.loss or '-'} · "
+            f"embedding {exp.embedding or '-'}"
+            f"{f' (d_embed {exp.d_embed})' if exp.d_embed else ''} · [b]{state}[/b]\n"
+            f"[dim]{escape(exp.description)}[/dim]")
+        self.query_one("#detail-summary", Static).update(self._summary(queue, result, masked))
+        self._show_seeds(record, epoch_rows, state)
+        self._show_curves(curves(epoch_rows, record))
+        self.query_one("#detail-config", Static).update(self._config(exp, defaults))
+
+    def _summary(self, queue: QueueRow | None, result: ResultRow | None, masked: bool) -> str:
+        lines = []
+        if result is not None:
+            lines.append(
+                f"precision {fmt.mean_std(result.precision_mean, result.precision_std)} "
+                f"(TP/pred+ {fmt.ratio(result.tp_total, result.pred_pos_total)}) · "
+                f"recall {fmt.number(result.recall_mean)} · AUC {fmt.mean_std(result.auc_mean, result.auc_std)} · "
+                f"epochs {result.epochs if result.epochs is not None else '-'} · "
+                f"time {fmt.duration(result.seconds, masked)}"
+                + (" · [b red]collapsed[/]" if result.collapsed else "")
+                + (" · [i]legacy result (original system, one seed)[/i]" if result.legacy else ""))
+        if queue is not None and queue.progress is not None:
+            p = queue.progress
+            lines.append(f"[b yellow]running[/]: epoch {p.epochs_done}/{p.epochs_max} · seeds "
+                         f"{p.seeds_active}/{p.seeds_total} training · {fmt.duration(p.elapsed_s, masked)} "
+                         f"elapsed · ETA {fmt.duration(p.eta_s, masked)}")
+        if queue is not None and queue.state == "failed":
+            lines.append(f"[b red]failed[/] (attempt {queue.attempts}): {escape(queue.note)}")
+        if not lines:
+            lines.append("[dim]No result yet.[/dim]")
+        return "\n".join(lines)
+
+    def _show_seeds(self, record: Mapping | None, epoch_rows: Sequence[Mapping], state: str) -> None:
+        table = self.query_one("#seeds-table", DataTable)
+        seeds = per_seed(record)
+        # A running experiment shows its live seeds even when an older result exists.
+        mode = "live" if (state == "running" and epoch_rows) or not seeds else "final"
+        if mode != self._seed_mode:
+            table.clear(columns=True)
+            for key, label in SEED_COLUMNS if mode == "final" else LIVE_COLUMNS:
+                table.add_column(label, key=key)
+            self._seed_mode = mode
+        table.clear()
+        heading = self.query_one("#seeds-heading", Label)
+        if mode == "final":
+            heading.update("Per-seed validation metrics (weights of the selected epoch)")
+            for i, m in enumerate(seeds):
+                flags = " ".join(f for f in ("collapsed", "diverged") if m.get(f))
+                ci = (f"{m['precision_ci_low']:.3f}–{m['precision_ci_high']:.3f}"
+                      if m.get("precision_ci_low") is not None and m.get("precision_ci_high") is not None else "-")
+                table.add_row(
+                    "-" if m.get("seed") is None else str(m["seed"]), fmt.number(m.get("precision")),
+                    fmt.ratio(m.get("true_positives"), m.get("n_positive_preds")), ci,
+                    fmt.number(m.get("recall")), fmt.number(m.get("auc")),
+                    "-" if m.get("best_epoch") is None else str(m["best_epoch"]), flags, key=str(i))
+            return
+        heading.update("Per-seed progress (latest epoch)" if epoch_rows else "Per-seed metrics: none yet")
+        by_seed: dict[int, list[Mapping]] = {}
+        for r in epoch_rows:
+            by_seed.setdefault(int(r["seed"]), []).append(r)
+        for seed, rows in sorted(by_seed.items()):
+            last = rows[-1]
+            aucs = [r["val_auc"] for r in rows if r.get("val_auc") is not None]
+            table.add_row(str(seed_value(seed)), str(len(rows)), fmt.number(last.get("train_loss"), 4),
+                          fmt.number(last.get("val_loss"), 4), fmt.number(last.get("val_auc")),
+                          fmt.number(max(aucs) if aucs else None),
+                          "training" if last.get("active") and state == "running" else "stopped",
+                          key=str(seed))
+
+    def _show_curves(self, data: Curves) -> None:
+        self.query_one("#curves-none").display = not data.val_auc
+        for box_id, series, higher in (("curves-auc", data.val_auc, True), ("curves-loss", data.val_loss, False)):
+            box = self.query_one(f"#{box_id}", Vertical)
+            names = tuple(series)
+            if self._curve_names.get(box_id) != names:
+                box.remove_children()
+                metric = "val AUC" if higher else "val loss"
+                box.mount_all([CurveRow(f"{metric} {name}", higher, values) for name, values in series.items()])
+                self._curve_names[box_id] = names
+            else:
+                for row, values in zip(box.query(CurveRow), series.values()):
+                    row.show(values)
+
+    def _config(self, exp: Experiment, defaults: Mapping) -> Table | str:
+        cfg = exp.config
+        if cfg is None:
+            return "[dim]No config: this experiment is only known from a legacy result.[/dim]"
+        diffs = differences_from_defaults(cfg, defaults)
+        registered = exp.registered.to_dict() if exp.registered else None
+        grid = Table.grid(padding=(0, 2))
+        for _ in range(2):
+            grid.add_column(style="bold", no_wrap=True)
+            grid.add_column(overflow="fold")
+        cells = []
+        for key, value in cfg.to_dict().items():
+            if key in _HIDDEN_FIELDS:
+                continue
+            text = Text(_value(value))
+            if registered is not None and registered.get(key) != value:
+                text.append(f" (registry {_value(registered.get(key))})", style="yellow")
+            cells.append((Text(("* " if key in diffs else "  ") + key, style="green" if key in diffs else ""), text))
+        half = (len(cells) + 1) // 2
+        for left, right in zip(cells[:half], cells[half:] + [(Text(""), Text(""))]):
+            grid.add_row(*left, *right)
+        return grid
+
+
+def _value(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}" if value else "{}"
+    return "-" if value is None else str(value)

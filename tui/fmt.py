@@ -1,0 +1,41 @@
+"""Short text forms of numbers, durations and progress for table cells."""
+
+from __future__ import annotations
+
+MASK = "--:--"  # a masked time (snapshot mode) or one not known yet
+
+
+def duration(seconds: float | None, masked: bool = False) -> str:
+    """``h:mm:ss`` from one hour on, else ``m:ss``."""
+    if masked or seconds is None:
+        return MASK
+    seconds = int(round(max(0.0, seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def mean_std(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
+
+
+def count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def ratio(num: int | None, den: int | None) -> str:
+    return f"{'-' if num is None else num}/{'-' if den is None else den}"
+
+
+def bar(done: int, total: int, width: int = 10) -> str:
+    """A text progress bar such as ``████░░░░░░``."""
+    if total <= 0:
+        return "░" * width
+    filled = min(width, int(width * done / total))
+    return "█" * filled + "░" * (width - filled)

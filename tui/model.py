@@ -1,0 +1,345 @@
+"""What the TUI shows, computed from a store snapshot and the registry (no Textual here).
+
+Every function is pure: the same snapshot, registry and clock give the same rows, which is
+what lets the views update in place and the snapshot tests stay stable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fembed_jax.config import CONFIG_FIELDS, ExperimentConfig
+from fembed_jax.train.runner import SEED_BASE
+
+NOT_QUEUED = "not queued"
+QUEUE_STATES = ("running", "failed", "pending", "done", "skipped", NOT_QUEUED)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSnapshot:
+    """One poll of the run store (fembed_jax.store.RunStore), as plain data."""
+
+    path: pathlib.Path
+    exists: bool
+    experiments: tuple[dict, ...] = ()  # queue rows; "config" holds the parsed config_json
+    results: tuple[dict, ...] = ()  # summary columns, legacy, current (no record)
+    records: Mapping[str, dict] = dataclasses.field(default_factory=dict)  # exp_id -> record
+    epochs: Mapping[str, tuple[dict, ...]] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """An experiment as the TUI lists it: identity plus the config fields the tables show."""
+
+    exp_id: str
+    priority: str | None
+    tier: str | None
+    d_embed: int | None
+    loss: str | None
+    embedding: str | None
+    epochs: int | None
+    seeds: int | None
+    description: str
+    config: ExperimentConfig | None  # the queued config if the store has one, else the registry's
+    registered: ExperimentConfig | None  # the registry's config (None: not in the registry)
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """Training progress of a running experiment. ``eta_s`` assumes no seed stops early."""
+
+    epochs_done: int
+    epochs_max: int
+    seeds_active: int
+    seeds_total: int
+    elapsed_s: float | None
+    eta_s: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueRow:
+    exp: Experiment
+    state: str
+    attempts: int
+    epochs_run: int
+    progress: Progress | None
+    note: str  # the error of a failed experiment, the owner of a running one
+    legacy_result: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultRow:
+    exp: Experiment
+    params: int | None
+    precision_mean: float | None
+    precision_std: float | None
+    tp_total: int | None
+    pred_pos_total: int | None
+    recall_mean: float | None
+    auc_mean: float | None
+    auc_std: float | None
+    collapsed: bool | None
+    epochs: int | None
+    seconds: float | None
+    legacy: bool
+    current: bool | None  # False: the result is of an older config than the one queued now
+
+    def filter_item(self, state: str) -> dict[str, object]:
+        return _filter_item(self.exp, "legacy" if self.legacy else state)
+
+
+def config_from_json(data: Mapping[str, Any]) -> ExperimentConfig | None:
+    """An ExperimentConfig from the store's config_json, or None if it does not fit one."""
+    try:
+        return ExperimentConfig(**{k: v for k, v in data.items() if k in CONFIG_FIELDS})
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_config_json(text: str | None) -> dict:
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def experiments(registry_configs: Sequence[ExperimentConfig], snap: StoreSnapshot) -> dict[str, Experiment]:
+    """Every experiment the registry or the store knows, registry order first."""
+    registered = {cfg.exp_id: cfg for cfg in registry_configs}
+    queued = {row["exp_id"]: row for row in snap.experiments}
+    out: dict[str, Experiment] = {}
+    for exp_id in [*registered, *(e for e in queued if e not in registered),
+                   *(r["exp_id"] for r in snap.results if r["exp_id"] not in registered)]:
+        if exp_id in out:
+            continue
+        row = queued.get(exp_id)
+        cfg = config_from_json(row.get("config") or {}) if row else None
+        cfg = cfg or registered.get(exp_id)
+        if cfg is not None:
+            out[exp_id] = Experiment(exp_id, cfg.priority, cfg.tier, cfg.d_embed, cfg.loss, cfg.embedding,
+                                     cfg.epochs, cfg.seeds, cfg.description, cfg, registered.get(exp_id))
+        else:  # a legacy result of an experiment no registry defines: what its record says
+            out[exp_id] = _from_record(exp_id, row, snap.records.get(exp_id) or {})
+    return out
+
+
+def _from_record(exp_id: str, row: Mapping | None, record: Mapping) -> Experiment:
+    loss = record.get("loss_function") if isinstance(record.get("loss_function"), Mapping) else {}
+    emb = record.get("embedding") if isinstance(record.get("embedding"), Mapping) else {}
+    hyper = record.get("hyperparameters") if isinstance(record.get("hyperparameters"), Mapping) else {}
+    d_embed = record.get("d_embed")
+    return Experiment(
+        exp_id, record.get("priority") or (row or {}).get("priority"), record.get("tier") or (row or {}).get("tier"),
+        d_embed, loss.get("loss_fn", "bce" if record else None),
+        emb.get("type") or (("linear" if d_embed else "none") if record else None),
+        hyper.get("epochs"), len(record.get("seeds") or []) or None, str(record.get("description") or ""),
+        None, None)
+
+
+def _filter_item(exp: Experiment, state: str) -> dict[str, object]:
+    return {"exp_id": exp.exp_id, "priority": exp.priority, "tier": exp.tier, "loss": exp.loss,
+            "embedding": exp.embedding, "state": state}
+
+
+def progress(row: Mapping[str, Any], exp: Experiment, epoch_rows: Sequence[Mapping[str, Any]],
+             now: float) -> Progress:
+    """Epoch e/max, seeds still training, elapsed time and an ETA at the current epoch rate.
+
+    The rate counts only the epochs of the current attempt (a resumed run's earlier epochs were
+    timed by another process): from the second epoch on it is the time between the first and
+    the last epoch recorded, over the epochs between them (the first epoch also pays for
+    compiling); with one epoch, its time since the claim. ETA = rate * (max epochs - done).
+    """
+    seeds_total = exp.seeds or len({r["seed"] for r in epoch_rows}) or 0
+    epochs_done = len({r["epoch"] for r in epoch_rows}) or int(row.get("epochs_run") or 0)
+    epochs_max = max(exp.epochs or 0, epochs_done)
+    if epoch_rows:
+        last = max(r["epoch"] for r in epoch_rows)
+        seeds_active = sum(1 for r in epoch_rows if r["epoch"] == last and r.get("active"))
+    else:
+        seeds_active = seeds_total
+    started = row.get("started_at")
+    elapsed = max(0.0, now - started) if started else None
+    eta = None
+    attempt = row.get("attempts")
+    this_attempt = [r for r in epoch_rows if r.get("attempt") == attempt]
+    if started and this_attempt and seeds_active:
+        finished = sorted({r["epoch"]: r["recorded_at"] for r in this_attempt}.values())
+        if len(finished) >= 2:
+            rate = (finished[-1] - finished[0]) / (len(finished) - 1)
+        else:
+            rate = finished[0] - started
+        eta = max(0.0, rate) * max(0, epochs_max - epochs_done)
+    elif seeds_active == 0:
+        eta = 0.0
+    return Progress(epochs_done, epochs_max, seeds_active, seeds_total, elapsed, eta)
+
+
+def queue_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot, now: float) -> list[QueueRow]:
+    queued = {row["exp_id"]: row for row in snap.experiments}
+    legacy = {r["exp_id"] for r in snap.results if r.get("legacy")}
+    rows = []
+    for exp_id, exp in exps.items():
+        row = queued.get(exp_id)
+        if row is None:
+            rows.append(QueueRow(exp, NOT_QUEUED, 0, 0, None, "", exp_id in legacy))
+            continue
+        state = row["state"]
+        prog = progress(row, exp, snap.epochs.get(exp_id, ()), now) if state == "running" else None
+        note = (row.get("error") or "") if state == "failed" else (row.get("claimed_by") or "") if state == "running" else ""
+        rows.append(QueueRow(exp, state, int(row.get("attempts") or 0), int(row.get("epochs_run") or 0),
+                             prog, note, exp_id in legacy))
+    return rows
+
+
+def queue_filter_item(row: QueueRow) -> dict[str, object]:
+    return _filter_item(row.exp, row.state)
+
+
+def result_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot) -> list[ResultRow]:
+    rows = []
+    for r in snap.results:
+        exp = exps.get(r["exp_id"]) or _from_record(r["exp_id"], None, snap.records.get(r["exp_id"]) or {})
+        record = snap.records.get(r["exp_id"]) or {}
+        params = record.get("parameters") if isinstance(record.get("parameters"), Mapping) else {}
+        rows.append(ResultRow(
+            exp, params.get("actual"), r.get("precision_mean"), r.get("precision_std"), r.get("tp_total"),
+            r.get("pred_pos_total"), r.get("recall_mean"), r.get("auc_mean"), r.get("auc_std"),
+            r.get("collapsed"), r.get("epochs"), r.get("seconds"), bool(r.get("legacy")), r.get("current")))
+    return rows
+
+
+# -- sorting and "best" --------------------------------------------------------------------------
+
+# Result columns: key, header, sort key, which end is best (None: no best).
+RESULT_COLUMNS: tuple[tuple[str, str, Any, str | None], ...] = (
+    # Metrics right after the id: at 80 columns they are what fits without scrolling.
+    ("id", "id", lambda r: r.exp.exp_id, None),
+    ("precision", "precision", lambda r: r.precision_mean, "max"),
+    ("tp", "TP/pred+", lambda r: r.tp_total, None),
+    ("recall", "recall", lambda r: r.recall_mean, "max"),
+    ("auc", "AUC", lambda r: r.auc_mean, "max"),
+    ("collapse", "collapse", lambda r: r.collapsed, None),
+    ("epochs", "epochs", lambda r: r.epochs, None),
+    ("time", "time", lambda r: r.seconds, None),
+    ("priority", "priority", lambda r: _priority_key(r.exp.priority), None),
+    ("tier", "tier", lambda r: _tier_key(r.exp.tier), None),
+    ("d_embed", "d_embed", lambda r: r.exp.d_embed, None),
+    ("loss", "loss", lambda r: r.exp.loss, None),
+    ("embedding", "embedding", lambda r: r.exp.embedding, None),
+    ("params", "params", lambda r: r.params, None),
+)
+RESULT_COLUMN_KEYS = tuple(c[0] for c in RESULT_COLUMNS)
+_SORT_KEY = {c[0]: c[2] for c in RESULT_COLUMNS}
+BEST = {c[0]: c[3] for c in RESULT_COLUMNS if c[3]}
+
+
+def sort_results(rows: Sequence[ResultRow], column: str | None, descending: bool) -> list[ResultRow]:
+    """Rows ordered by ``column``; missing values last in either direction; ties by id."""
+    if column is None:
+        return list(rows)
+    key = _SORT_KEY[column]
+    present = [r for r in rows if key(r) is not None]
+    missing = [r for r in rows if key(r) is None]
+    present.sort(key=lambda r: r.exp.exp_id)
+    present.sort(key=key, reverse=descending)
+    return present + missing
+
+
+def best_ids(rows: Sequence[ResultRow]) -> dict[str, set[str]]:
+    """Per column with a best end, the ids of the best rows (collapsed models excluded: a
+    model that predicts almost nothing positive can show a perfect precision by luck)."""
+    out: dict[str, set[str]] = {}
+    healthy = [r for r in rows if not r.collapsed]
+    for column, end in BEST.items():
+        values = [(_SORT_KEY[column](r), r.exp.exp_id) for r in healthy if _SORT_KEY[column](r) is not None]
+        if values:
+            target = (max if end == "max" else min)(v for v, _ in values)
+            out[column] = {exp_id for v, exp_id in values if v == target}
+    return out
+
+
+def _priority_key(priority: str | None) -> tuple | None:
+    """P2 before P10, FE priorities before LF-/AE-."""
+    if priority is None:
+        return None
+    family, _, number = priority.rpartition("P")
+    return (family, int(number) if number.isdigit() else 0)
+
+
+def _tier_key(tier: str | None) -> tuple | None:
+    if tier is None:
+        return None
+    digits = "".join(ch for ch in tier if ch.isdigit())
+    return (int(digits) if digits else 0, tier)
+
+
+# -- the detail view -------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Curves:
+    """Per seed label: val AUC and val loss per epoch (None where the seed did not train)."""
+
+    val_auc: Mapping[str, list[float | None]]
+    val_loss: Mapping[str, list[float | None]]
+
+
+def curves(epoch_rows: Sequence[Mapping[str, Any]], record: Mapping[str, Any] | None) -> Curves:
+    """From the store's per-epoch rows, else from the record's history (older runs)."""
+    label = lambda k: f"seed {seed_value(k, record)}"  # noqa: E731
+    auc: dict[str, list] = {}
+    loss: dict[str, list] = {}
+    if epoch_rows:
+        n = max(r["epoch"] for r in epoch_rows) + 1
+        for r in epoch_rows:
+            name = label(int(r["seed"]))
+            auc.setdefault(name, [None] * n)[r["epoch"]] = r.get("val_auc")
+            loss.setdefault(name, [None] * n)[r["epoch"]] = r.get("val_loss")
+    else:
+        for h in (record or {}).get("history") or []:
+            trained = h.get("trained") or []
+            for k, flag in enumerate(trained):
+                name = label(k)
+                auc.setdefault(name, []).append(_at(h.get("val_auc"), k) if flag else None)
+                loss.setdefault(name, []).append(_at(h.get("val_loss"), k) if flag else None)
+    return Curves(dict(sorted(auc.items(), key=lambda kv: _seed_order(kv[0]))),
+                  dict(sorted(loss.items(), key=lambda kv: _seed_order(kv[0]))))
+
+
+def seed_value(k: int, record: Mapping[str, Any] | None = None) -> int:
+    """The seed of index ``k`` (the store keys epoch rows by index): the record's, else the
+    runner's rule SEED_BASE + k."""
+    seeds = list((record or {}).get("seeds") or [])
+    return int(seeds[k]) if k < len(seeds) else SEED_BASE + k
+
+
+def _at(values: Any, k: int) -> float | None:
+    return values[k] if isinstance(values, list) and k < len(values) else None
+
+
+def _seed_order(label: str) -> int:
+    digits = "".join(ch for ch in label if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def per_seed(record: Mapping[str, Any] | None) -> list[dict]:
+    """The record's per-seed validation metrics (a legacy record: its one val_metrics)."""
+    if not record:
+        return []
+    rows = record.get("val_metrics_per_seed")
+    if isinstance(rows, list) and rows:
+        return [dict(r) for r in rows if isinstance(r, Mapping)]
+    val = record.get("val_metrics")
+    if not isinstance(val, Mapping):
+        return []
+    row = dict(val, seed=None)
+    if row.get("true_positives") is None and row.get("precision") is not None and row.get("n_positive_preds"):
+        # The original did not record TP; precision * predicted positives gives it back.
+        row["true_positives"] = round(float(row["precision"]) * float(row["n_positive_preds"]))
+    return [row]

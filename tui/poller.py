@@ -1,0 +1,77 @@
+"""Reads the run store for the TUI: cheap queries each poll, heavy ones only on change.
+
+Each poll runs a handful of autocommit SELECTs on a read-only connection (WAL: a reader never
+blocks the runner's writes). Result records (JSON with per-seed metrics and history) are parsed
+once per stored version, epoch rows are re-read only when the experiment's row changed. The
+poller never creates the store: until outputs/fembed.db exists it reports ``exists=False``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+from collections.abc import Iterable
+
+from fembed_jax.store import RunStore, StoreError
+
+from .model import StoreSnapshot, parse_config_json
+
+
+class StorePoller:
+    """Polls the store at ``path``; use from one thread at a time (the TUI's poll worker)."""
+
+    def __init__(self, path: str | pathlib.Path):
+        self.path = pathlib.Path(path)
+        self._store: RunStore | None = None
+        self._configs: dict[tuple[str, str], dict] = {}  # (exp_id, config_hash) -> config
+        self._records: dict[str, tuple[float, dict]] = {}  # exp_id -> (recorded_at, record)
+        self._epochs: dict[str, tuple[object, tuple[dict, ...]]] = {}  # exp_id -> (version, rows)
+
+    def poll(self, watch: Iterable[str] = ()) -> StoreSnapshot:
+        """A snapshot with the epoch rows of every running experiment and of ``watch``."""
+        if not self.path.exists():
+            self.close()
+            return StoreSnapshot(self.path, exists=False)
+        try:
+            if self._store is None:
+                self._store = RunStore(self.path, readonly=True)
+            return self._read(self._store, set(watch))
+        except (sqlite3.Error, StoreError, OSError, ValueError) as exc:
+            # A store mid-creation or replaced under us: reconnect on the next poll.
+            self.close()
+            return StoreSnapshot(self.path, exists=self.path.exists(), error=f"{type(exc).__name__}: {exc}")
+
+    def _read(self, store: RunStore, watch: set[str]) -> StoreSnapshot:
+        experiments = []
+        for row in store.experiments():
+            key = (row["exp_id"], row["config_hash"])
+            if key not in self._configs:
+                self._configs[key] = parse_config_json(row.get("config_json"))
+            row = {k: v for k, v in row.items() if k != "config_json"}
+            row["config"] = self._configs[key]
+            experiments.append(row)
+        results = store.results(with_record=False)
+        records = {}
+        for r in results:
+            cached = self._records.get(r["exp_id"])
+            if cached is None or cached[0] != r["recorded_at"]:
+                full = store.result(r["exp_id"])
+                cached = (r["recorded_at"], full["record"] if full else {})
+                self._records[r["exp_id"]] = cached
+            records[r["exp_id"]] = cached[1]
+        versions = {row["exp_id"]: (row["config_hash"], row["updated_at"]) for row in experiments}
+        wanted = {row["exp_id"] for row in experiments if row["state"] == "running"} | watch
+        epochs = {}
+        for exp_id in sorted(wanted):
+            version = versions.get(exp_id, "unqueued")
+            cached = self._epochs.get(exp_id)
+            if cached is None or cached[0] != version:
+                cached = (version, tuple(store.epochs(exp_id)))
+                self._epochs[exp_id] = cached
+            epochs[exp_id] = cached[1]
+        return StoreSnapshot(self.path, True, tuple(experiments), tuple(results), records, epochs)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
