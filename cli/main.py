@@ -12,7 +12,7 @@ import sys
 from fembed_jax import __version__
 
 # Subcommands in the order `fembed --help` lists them; each module has register(subparsers).
-COMMANDS = ("list", "show", "run", "status", "tui", "data")
+COMMANDS = ("list", "show", "run", "status", "tui", "data", "report", "compare", "import_legacy", "evaluate")
 
 EPILOG = """\
 examples:

@@ -1,0 +1,174 @@
+"""`fembed evaluate ID --split test`: score a finished run's selected weights on the held-out split.
+
+The weights come from the run's latest checkpoint (``best_params`` for selection "best",
+``params`` for "last"), restored with the run hash the store recorded. The test result goes to
+outputs/<ID>/test_results.json (+ test_predictions.npz) and nowhere else: not into the store,
+not into any ranking. ``--split val`` re-scores the validation split instead: it checks the
+restored weights reproduce results.json and writes val_predictions.npz for runs that have none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+
+from rich.markup import escape
+
+from .common import UsageError, console, fail, guarded, registry_from_args
+from .paths import add_path_options, data_config_from_args, paths_from_args
+
+TEST_NOTE = ("held-out test split, scored once on the weights selected on validation; "
+             "reported separately and never used for ranking or selection")
+# results.json AUCs must be reproduced this closely by the restored weights
+_AUC_TOL = 1e-5
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score a finished run's selected weights on the test split",
+        description="Restore a finished experiment's selected weights from its checkpoint and score "
+                    "them on the held-out test split (outputs/<ID>/test_results.json; never ranked). "
+                    "--split val re-scores validation: it verifies the weights reproduce results.json "
+                    "and writes outputs/<ID>/val_predictions.npz.",
+        epilog="examples:\n  fembed evaluate FE-06 --split test\n  fembed evaluate FE-06 --split val",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("exp_id", metavar="ID", help="experiment id")
+    parser.add_argument("--split", choices=("test", "val"), default="test", help="default: test")
+    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                        help="resamples for the ensemble AUC interval (default 2000)")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    add_path_options(parser, data=True)
+    parser.set_defaults(func=run)
+
+
+def _restore(cfg, engine, run_hash: str, seeds: list[int], checkpoints):
+    import jax
+
+    from fembed_jax.checkpoint import Checkpointer
+    from fembed_jax.train.early_stopping import StopState
+    from fembed_jax.train.engine import seed_keys
+    from fembed_jax.train.fit import _state_tree
+
+    keys = seed_keys(seeds)
+    params, opt_state = jax.eval_shape(engine.init, keys)  # shapes only: nothing is initialised
+    template = _state_tree(params, opt_state, params, keys, StopState.fresh(len(seeds)), 0)
+    with Checkpointer(checkpoints / cfg.exp_id, run_hash) as checkpointer:
+        return checkpointer.restore_latest(template)
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    from fembed_jax.config import ExperimentConfig
+    from fembed_jax.store import RunStore
+    from fembed_jax.train.runner import run_hash as compute_run_hash
+
+    if args.bootstrap < 1:
+        raise UsageError(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    registry = registry_from_args(args)
+    outputs, checkpoints = paths_from_args(args, registry)
+    store_path = outputs / "fembed.db"
+    if not store_path.exists():
+        raise UsageError(f"no run store at {store_path}: run {args.exp_id} first")
+    with RunStore(store_path, readonly=True) as store:
+        queued = store.experiment(args.exp_id)
+        result = store.result(args.exp_id)
+    if queued is None:
+        raise UsageError(f"{args.exp_id}: never run (not in the run store {store_path})")
+    if queued["state"] != "done" or result is None or result.get("legacy") or not result.get("current"):
+        return fail(f"{args.exp_id}: no finished run of its current config (state {queued['state']}); "
+                    f"finish it with `fembed run --exp-id {args.exp_id}` first")
+    config = json.loads(queued["config_json"])
+    config.pop("config_hash", None)
+    try:
+        cfg = ExperimentConfig(**config)
+    except TypeError as exc:
+        return fail(f"{args.exp_id}: the stored config cannot be rebuilt ({exc})")
+    data_config = data_config_from_args(args, registry)
+    if compute_run_hash(cfg, data_config) != queued["config_hash"]:
+        raise UsageError(f"{args.exp_id}: the data differs from the run's (run hash "
+                         f"{compute_run_hash(cfg, data_config)} vs {queued['config_hash']}); "
+                         "pass the --data the run used")
+    record = result["record"]
+    seeds = [int(s) for s in record.get("seeds") or []]
+
+    from fembed_jax import runtime
+
+    runtime.configure(args.device)
+    from fembed_jax.data import DataError, load_dataset
+    from fembed_jax.train.engine import DeviceData, Engine
+
+    try:
+        dataset = load_dataset(cfg.tier, data_config, task=cfg.task, horizon=cfg.horizon,
+                               context_length=cfg.context_length)
+    except DataError as exc:
+        raise UsageError(str(exc)) from exc
+    data = DeviceData.from_dataset(dataset)
+    engine = Engine(cfg, data)
+    restored = _restore(cfg, engine, queued["config_hash"], seeds, checkpoints)
+    if restored is None:
+        return fail(f"{args.exp_id}: no usable checkpoint under {checkpoints / cfg.exp_id} "
+                    f"for run hash {queued['config_hash']}")
+    epoch, state, _meta = restored
+    selected = state["best_params"] if cfg.selection == "best" else state["params"]
+    probs, _loss = engine.evaluate(selected, args.split)
+    if args.split == "val":
+        return _write_val(args.exp_id, record, probs, dataset, outputs)
+    return _write_test(args, cfg, record, queued["config_hash"], epoch, probs, dataset, outputs)
+
+
+def _write_val(exp_id, record, probs, dataset, outputs) -> int:
+    from fembed_jax import stats
+    from fembed_jax.predictions import predictions_path, write_predictions
+
+    labels = dataset.labels["val"]
+    for k, m in enumerate(record.get("val_metrics_per_seed") or []):
+        if m.get("auc") is None:
+            continue
+        auc = stats.auc_rank(probs[k], labels)
+        if auc is None or abs(auc - m["auc"]) > _AUC_TOL:
+            return fail(f"{exp_id}: the restored weights give seed {m.get('seed')} a validation AUC of {auc}, "
+                        f"results.json says {m['auc']}: the checkpoint is not the one this result came from")
+    path = write_predictions(predictions_path(outputs, exp_id), probs, labels, dataset.starts["val"],
+                             record.get("seeds") or list(range(len(probs))), dataset.decision_dates("val"))
+    console.print(f"{escape(exp_id)}: validation re-scored, matches results.json; wrote {escape(str(path))}",
+                  highlight=False)
+    return 0
+
+
+def _write_test(args, cfg, record, run_hash, epoch, probs, dataset, outputs) -> int:
+    from fembed_jax import metrics, stats
+    from fembed_jax.predictions import predictions_path, write_predictions
+    from fembed_jax.report import fmt
+    from fembed_jax.results_io import results_path, write_results
+
+    labels = dataset.labels["test"]
+    seeds = record.get("seeds") or list(range(len(probs)))
+    per_seed = []
+    for k, seed in enumerate(seeds):
+        m = metrics.classification_metrics(probs[k], labels)
+        m["seed"] = seed
+        per_seed.append(m)
+    summary = stats.experiment_stats({"val_metrics_per_seed": per_seed}, None)
+    ensemble = stats.ensemble_metrics(probs, labels)
+    ensemble_auc = None
+    if ensemble["n_seeds_used"] and ensemble["auc"] is not None:
+        ensemble_auc = stats.bootstrap_auc(probs, labels, n_boot=args.bootstrap)
+    test_record = {
+        "exp_id": cfg.exp_id, "split": "test", "note": TEST_NOTE, "run_hash": run_hash,
+        "config_hash": cfg.config_hash, "selection": cfg.selection, "checkpoint_epoch": int(epoch),
+        "seeds": seeds, "n_seeds": len(seeds), "n_windows": int(labels.size),
+        "positives": int(labels.sum()), "data": dataset.split_info()["test"],
+        "metrics_per_seed": per_seed, "aggregate": metrics.aggregate_seeds(per_seed),
+        "typical": summary["typical"], "ensemble": ensemble, "ensemble_auc": ensemble_auc,
+        "timestamp": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    path = write_results(results_path(outputs, cfg.exp_id).with_name("test_results.json"), test_record)
+    write_predictions(predictions_path(outputs, cfg.exp_id, "test_predictions.npz"), probs, labels,
+                      dataset.starts["test"], seeds, dataset.decision_dates("test"))
+    agg = test_record["aggregate"]
+    console.print(f"{escape(cfg.exp_id)} on the test split ({labels.size} windows, {int(labels.sum())} positive; "
+                  f"checkpoint epoch {epoch}): precision {fmt.pm(agg['precision'])}, "
+                  f"recall {fmt.pm(agg['recall'])}, AUC {fmt.pm(agg['auc'])}", highlight=False)
+    console.print(f"wrote {escape(str(path))} (not ranked: {TEST_NOTE})", highlight=False)
+    return 0
