@@ -50,3 +50,19 @@ def test_a_group_ends_exactly_like_each_experiment_alone():
         np.testing.assert_allclose(got.val_probs, alone.val_probs, rtol=1e-5, atol=1e-6)
     # each experiment ran its own number of epochs inside the shared loop
     assert [len(r.history) for r in grouped][0] == 3 and [len(r.history) for r in grouped][2] == 2
+
+
+def test_lf_p2_forms_two_groups_one_per_architecture():
+    from fembed_jax.catalog import param_counts
+    from fembed_jax.registry import load_registry
+    from fembed_jax.train.schedule import make_groups
+
+    cfgs = load_registry().select(priorities=["LF-P2"])
+    counts = param_counts(cfgs)
+    groups = make_groups(cfgs, lambda c: c, lambda c: counts[c.exp_id])
+    assert [[c.exp_id for c in g] for g in groups] == [
+        [f"LF-{i:02d}" for i in range(9, 15)], [f"LF-{i:02d}" for i in range(15, 21)]]
+    assert len(make_groups(cfgs, lambda c: c, lambda c: counts[c.exp_id], enabled=False)) == 12
+    # the memory cap splits a group
+    capped = make_groups(cfgs, lambda c: c, lambda c: counts[c.exp_id], max_params=3 * 866_089 * 5)
+    assert [len(g) for g in capped] == [3, 3, 6]

@@ -255,6 +255,19 @@ def test_vmapped_init_gives_distinct_models_with_identical_shapes():
     assert len({tuple(np.round(np.asarray(row), 6)) for row in probs}) == 4
 
 
+def test_vmapped_train_forward_equals_per_seed_forward():
+    """Seeds under vmap see the same dropout masks as alone (chunked attention embedding included)."""
+    model = build_model(make_cfg("attention", {"num_heads": 2, "row_chunk": 5}, dropout=0.5))
+    x = inputs()
+    keys = jax.random.split(jax.random.key(3), 2)
+    params = [random_params(model, x, seed) for seed in range(2)]
+    stacked = jax.tree_util.tree_map(lambda *a: np.stack(a), *params)
+    forward = lambda p, k: model.apply({"params": p}, x, train=True, rngs={"dropout": k})[0]
+    together = jit(jax.vmap(forward))(stacked, keys)
+    alone = jit(forward)(params[1], keys[1])
+    np.testing.assert_allclose(together[1], alone, rtol=1e-5, atol=1e-6)
+
+
 # ---------------------------------------------------------------- RevIN
 
 
