@@ -34,6 +34,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from fembed_jax import faults
 from fembed_jax.results_io import to_jsonable
 
 __all__ = ["Checkpointer", "CheckpointWarning", "RestoredCheckpoint", "state_digest"]
@@ -104,6 +105,15 @@ def _abstract_leaf(leaf: Any) -> Any:
     return leaf
 
 
+class _StepDirectory(ocp.path.atomicity.AtomicRenameTemporaryPath):
+    """orbax's write-to-tmp-then-rename directory (of a step, and of each item inside it), with
+    fault points just before the rename: written but not yet part of a checkpoint (faults.py)."""
+
+    async def finalize(self, *args: Any, **kwargs: Any) -> None:
+        faults.hit("checkpoint.step_written" if self.get_final().name.isdigit() else "checkpoint.item_written")
+        await super().finalize(*args, **kwargs)
+
+
 def _short(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     first = text[0] if text else ""
@@ -172,6 +182,7 @@ class Checkpointer:
                 create=True,
                 enable_async_checkpointing=False,
                 cleanup_tmp_directories=True,  # leftovers of a crash mid-save
+                temporary_path_class=_StepDirectory,
             )
             self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
         return self._manager
@@ -237,6 +248,7 @@ class Checkpointer:
             if step >= epoch:
                 log.info("checkpoint %s: replacing step %d (redoing epochs from %d)", self.directory, step, epoch)
                 manager.delete(step)
+        faults.hit("checkpoint.save_begin")
         saved = manager.save(
             epoch,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(full_meta)),
@@ -246,6 +258,7 @@ class Checkpointer:
         if not saved:
             raise RuntimeError(f"checkpoint {self.step_path(epoch)}: orbax declined to save epoch {epoch}")
         path = self.step_path(epoch)
+        faults.hit("checkpoint.renamed")
         if self.fsync:
             _fsync_tree(path)
         return path

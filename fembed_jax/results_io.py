@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from fembed_jax import faults
+
 __all__ = [
     "ResultsFileError",
     "RESULTS_FILENAME",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 RESULTS_FILENAME = "results.json"
+
+# mkstemp makes 0600 files; a result file gets the permissions any file the user creates gets.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 # Experiment ids become directory names; anything else (slashes, "..") could escape outputs/.
 _SAFE_EXP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -119,15 +125,18 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp_name, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as tmp:
             tmp.write(text)
             tmp.flush()
             os.fsync(tmp.fileno())
+        faults.hit("results_io.before_replace")
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
+    faults.hit("results_io.replaced")
     _fsync_directory(path.parent)
     return path
 

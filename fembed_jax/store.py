@@ -43,6 +43,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from fembed_jax import faults
 from fembed_jax.results_io import dumps, to_jsonable
 
 __all__ = [
@@ -66,7 +67,7 @@ STATES = ("pending", "running", "done", "failed", "skipped")
 # A runner heartbeats far more often than this (every few seconds from a background thread);
 # an epoch at a500 on a slow CPU can take minutes, so the heartbeat must not be per epoch only.
 DEFAULT_STALE_AFTER_S = 600.0
-DEFAULT_BUSY_TIMEOUT_S = 30.0
+DEFAULT_BUSY_TIMEOUT_S = 30.0  # FEMBED_STORE_BUSY_TIMEOUT_S overrides it (seconds)
 
 # The original's analysis flagged a collapsed model when max(p) - min(p) < 0.1 on validation.
 _LEGACY_COLLAPSE_RANGE = 0.1
@@ -327,9 +328,11 @@ class RunStore:
         path: str | os.PathLike[str],
         *,
         readonly: bool = False,
-        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        busy_timeout_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if busy_timeout_s is None:
+            busy_timeout_s = float(os.environ.get("FEMBED_STORE_BUSY_TIMEOUT_S") or DEFAULT_BUSY_TIMEOUT_S)
         self.path = pathlib.Path(path)
         self.readonly = readonly
         self._clock = clock
@@ -349,6 +352,9 @@ class RunStore:
             self._ensure_schema()
             if readonly:
                 self._conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as err:  # full disk, read-only folder, not an SQLite file
+            self.close()
+            raise StoreError(f"run store {self.path} cannot be opened: {err}") from err
         except BaseException:
             self.close()
             raise
@@ -398,7 +404,8 @@ class RunStore:
                 if "locked" not in str(err) and "busy" not in str(err):
                     raise
                 if time.monotonic() >= deadline:
-                    raise StoreError(f"run store {self.path}: still locked after {self._busy_timeout_s:.0f}s") from err
+                    raise StoreError(f"run store {self.path} is locked by another process or connection "
+                                     f"(waited {self._busy_timeout_s:g}s)") from err
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
 
@@ -604,6 +611,7 @@ class RunStore:
             if not self._claim_verdict(row, owner, now, stale_after_s, max_attempts, retry_failed=True):
                 return False
             self._take(db, row, owner, now)
+            faults.hit("store.claim")
             return True
 
     def claim_next(
@@ -738,6 +746,7 @@ class RunStore:
                 " FROM epochs WHERE exp_id = ? AND config_hash = ?) WHERE exp_id = ? AND config_hash = ?",
                 (now, exp_id, config_hash, exp_id, config_hash),
             )
+            faults.hit("store.record_epoch")
 
     def truncate_epochs(self, exp_id: str, config_hash: str, after_epoch: int) -> int:
         """Delete epochs later than ``after_epoch`` (call when resuming from that checkpoint:
@@ -794,6 +803,7 @@ class RunStore:
                 " heartbeat_at = NULL, finished_at = ?, updated_at = ? WHERE exp_id = ? AND config_hash = ?",
                 (now, now, exp_id, config_hash),
             )
+            faults.hit("store.record_result")
             return cursor.rowcount == 1
 
     # -- readers -----------------------------------------------------------------------------

@@ -5,6 +5,9 @@ For each selected experiment: skip it when the store holds a result for the same
 latest intact checkpoint, train K seeds, write outputs/<ID>/results.json atomically, record the
 result in the store. A failing experiment is recorded with its error and the queue goes on;
 Ctrl-C or SIGTERM stops after the current epoch's checkpoint and leaves the experiment pending.
+A done experiment whose results.json is missing or damaged gets it rewritten from the store.
+A run store that stays locked (or cannot be written) stops the queue with a clear error: the
+claimed experiment is resumed by the next run, nothing is lost.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fembed_jax import faults
 from fembed_jax.config import ExperimentConfig
 
 HEARTBEAT_SECONDS = 10.0
@@ -61,9 +67,13 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        if self.interrupted:
+        if self.signal_name:  # stopped by a signal, also between experiments
             return 143 if self.signal_name == "SIGTERM" else 130
         return 1 if self.failed else 0
+
+
+class RecoveryWarning(UserWarning):
+    """The runner repaired something on its own (a results.json rewritten from the store)."""
 
 
 def resolve(cfg: ExperimentConfig, options: RunOptions) -> ExperimentConfig:
@@ -157,67 +167,162 @@ class _StopFlag:
 def run_queue(plan: list[PlanItem], options: RunOptions, *,
               progress: Callable[..., None] | None = None) -> RunSummary:
     """Train every item of the plan that is not done. `progress(event, **info)` is told of
-    "start", "epoch", "end" and "skip" events (the CLI draws them with rich)."""
+    "start", "epoch", "end", "skip", "busy", "failed" and "interrupted" events (the CLI draws
+    them with rich)."""
     from fembed_jax import results_io
-    from fembed_jax.checkpoint import Checkpointer
-    from fembed_jax.store import RunStore
+    from fembed_jax.store import RunStore, StoreError
 
     options.outputs_dir.mkdir(parents=True, exist_ok=True)
     store_path = options.outputs_dir / "fembed.db"
     summary = RunSummary()
     notify = progress or (lambda *a, **k: None)
     datasets: dict[tuple, Any] = {}
+    todo = [item for item in plan if item.status != "done"]
 
-    with RunStore(store_path) as store, _StopFlag() as stop_flag:
+    def store_failure(item: PlanItem, exc: BaseException) -> None:
+        """The store cannot be written (locked past the busy timeout, disk full): stop the queue."""
+        message = (f"{type(exc).__name__}: {exc}; the queue stopped here, nothing is lost: run the "
+                   "same command again once the run store can be written")
+        summary.failed[item.cfg.exp_id] = message
+        notify("failed", cfg=item.cfg, error=message)
+
+    store = None
+    try:
+        store = RunStore(store_path)
         # The store keys an experiment's runs by the run hash (config + data), not the bare config hash.
         store.sync_queue([{**item.cfg.to_dict(), "config_hash": item.run_hash} for item in plan])
-        todo = [item for item in plan if item.status != "done"]
+    except (StoreError, sqlite3.Error) as exc:
+        if store is not None:
+            store.close()
+        if plan:
+            store_failure((todo or plan)[0], exc)
+        return summary
+    with store, _StopFlag() as stop_flag:
         for item in plan:
             if item.status == "done":
                 summary.skipped.append(item.cfg.exp_id)
                 notify("skip", cfg=item.cfg)
+                _ensure_results_file(store, options, item)
         for position, item in enumerate(todo):
             if stop_flag():
+                summary.signal_name = stop_flag.signal_name
                 break
             cfg = item.cfg
-            if item.status == "rerun":
-                store.reset(cfg.exp_id)
-            if not store.claim(cfg.exp_id, options.owner, stale_after_s=STALE_AFTER_SECONDS):
+            try:
+                if item.status == "rerun":
+                    store.reset(cfg.exp_id)
+                claimed = store.claim(cfg.exp_id, options.owner, stale_after_s=STALE_AFTER_SECONDS)
+            except (StoreError, sqlite3.Error) as exc:
+                store_failure(item, exc)
+                break
+            if not claimed:
                 summary.busy.append(cfg.exp_id)
                 notify("busy", cfg=cfg)
                 continue
+            faults.hit("runner.claimed")
+            _remove_interrupted_writes(options.outputs_dir / cfg.exp_id)
             heartbeat = _Heartbeat(store_path, cfg.exp_id, options.owner)
             heartbeat.start()
             try:
                 record = _train_one(cfg, item, options, store, datasets, stop_flag,
                                     notify, position, len(todo), force=item.status == "rerun")
+                if record.get("failed"):
+                    raise _Diverged(record["failed"])
+                faults.hit("runner.trained")
+                results_io.write_results(results_io.results_path(options.outputs_dir, cfg.exp_id),
+                                         record)
+                faults.hit("runner.results_written")
+                store.record_result(cfg.exp_id, item.run_hash, record)
+                faults.hit("runner.recorded")
             except _Interrupt as exc:
-                store.release(cfg.exp_id, options.owner, "pending")
+                _quietly(store.release, cfg.exp_id, options.owner, "pending")
                 summary.interrupted = cfg.exp_id
                 summary.signal_name = stop_flag.signal_name
                 notify("interrupted", cfg=cfg, epoch=exc.epoch)
                 break
+            except _ClaimLost:  # another runner took the experiment over: it is theirs now
+                summary.busy.append(cfg.exp_id)
+                notify("busy", cfg=cfg)
+            except (StoreError, sqlite3.Error) as exc:
+                store_failure(item, exc)
+                break
+            except KeyboardInterrupt:  # a second Ctrl-C: leave the experiment to be resumed
+                _quietly(store.release, cfg.exp_id, options.owner, "pending")
+                raise
             except Exception as exc:  # recorded, and the queue goes on
-                message = f"{type(exc).__name__}: {exc}"
-                _write_error_log(options.outputs_dir, cfg.exp_id, traceback.format_exc())
-                store.mark_failed(cfg.exp_id, options.owner, message)
+                if isinstance(exc, _Diverged):
+                    message = str(exc)
+                else:
+                    message = f"{type(exc).__name__}: {exc}"
+                    _write_error_log(options.outputs_dir, cfg.exp_id, traceback.format_exc())
+                try:
+                    store.mark_failed(cfg.exp_id, options.owner, message)
+                except (StoreError, sqlite3.Error) as store_exc:
+                    store_failure(item, store_exc)
+                    break
                 summary.failed[cfg.exp_id] = message
                 notify("failed", cfg=cfg, error=message)
             else:
-                if record.get("failed"):
-                    store.mark_failed(cfg.exp_id, options.owner, record["failed"])
-                    summary.failed[cfg.exp_id] = record["failed"]
-                    notify("failed", cfg=cfg, error=record["failed"])
-                else:
-                    results_io.write_results(results_io.results_path(options.outputs_dir, cfg.exp_id),
-                                             record)
-                    store.record_result(cfg.exp_id, item.run_hash, record)
-                    summary.done.append(cfg.exp_id)
-                    notify("end", cfg=cfg, record=record)
+                summary.done.append(cfg.exp_id)
+                notify("end", cfg=cfg, record=record)
             finally:
                 heartbeat.halt.set()
                 heartbeat.join(timeout=5)
+        if stop_flag():  # a signal during the last experiment still shows in the exit code
+            summary.signal_name = stop_flag.signal_name
     return summary
+
+
+def _ensure_results_file(store, options: RunOptions, item: PlanItem) -> None:
+    """A done experiment's results.json must exist and be intact: if it is missing, damaged or
+    from another run, rewrite it (atomically) from the record the store holds."""
+    from fembed_jax import results_io
+
+    path = results_io.results_path(options.outputs_dir, item.cfg.exp_id)
+    try:
+        if results_io.read_results(path).get("run_hash") == item.run_hash:
+            return
+        problem = "belongs to another run"
+    except FileNotFoundError:
+        problem = "is missing"
+    except (results_io.ResultsFileError, OSError) as exc:
+        problem = f"is damaged ({exc})"
+    stored = store.result(item.cfg.exp_id)
+    if not stored or not isinstance(stored.get("record"), dict):
+        return
+    try:
+        results_io.write_results(path, stored["record"])
+    except OSError as exc:
+        warnings.warn(f"{path} {problem} and cannot be rewritten from the run store: {exc}",
+                      RecoveryWarning, stacklevel=2)
+        return
+    warnings.warn(f"{path} {problem}; rewritten from the run store", RecoveryWarning, stacklevel=2)
+
+
+def _remove_interrupted_writes(folder: Path) -> None:
+    """Temp files of atomic writes a crash cut short (.results.json.*.tmp): never read, but
+    litter. Only the claim holder writes into an experiment's folder, so none is in use."""
+    for leftover in folder.glob(".*.tmp"):
+        try:
+            leftover.unlink()
+        except OSError:
+            pass
+
+
+def _quietly(action: Callable[..., Any], *args: Any) -> None:
+    """Best effort on the way out (the store may be the thing that failed)."""
+    try:
+        action(*args)
+    except Exception:
+        pass
+
+
+class _Diverged(Exception):
+    """Every seed's loss turned non-finite: the experiment failed, the queue goes on."""
+
+
+class _ClaimLost(Exception):
+    """The heartbeat found the claim held by another runner (ours had gone stale)."""
 
 
 class _Interrupt(Exception):
@@ -256,8 +361,9 @@ def _train_one(cfg: ExperimentConfig, item: PlanItem, options: RunOptions, store
     notify("start", cfg=cfg, position=position, total=total, seeds=len(seeds))
 
     def on_epoch(report):
+        if not store.heartbeat(cfg.exp_id, options.owner):  # e.g. after a long sleep of this laptop
+            raise _ClaimLost(cfg.exp_id)
         store.record_epoch(cfg.exp_id, item.run_hash, report.epoch, report.rows())
-        store.heartbeat(cfg.exp_id, options.owner)
         notify("epoch", cfg=cfg, report=report, elapsed=time.monotonic() - started)
 
     try:
