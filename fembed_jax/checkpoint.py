@@ -35,7 +35,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from fembed_jax import faults
-from fembed_jax.results_io import to_jsonable
+from fembed_jax.results_io import fsync_directory, to_jsonable
 
 __all__ = ["Checkpointer", "CheckpointWarning", "RestoredCheckpoint", "state_digest"]
 
@@ -129,21 +129,8 @@ def _fsync_tree(root: pathlib.Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(pathlib.Path(dirpath))
-    _fsync_dir(root.parent)
-
-
-def _fsync_dir(path: pathlib.Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        fsync_directory(pathlib.Path(dirpath))
+    fsync_directory(root.parent)
 
 
 class Checkpointer:

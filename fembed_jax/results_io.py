@@ -100,7 +100,7 @@ def results_path(outputs_dir: str | os.PathLike[str], exp_id: str) -> pathlib.Pa
     return pathlib.Path(outputs_dir) / exp_id / RESULTS_FILENAME
 
 
-def _fsync_directory(directory: pathlib.Path) -> None:
+def fsync_directory(directory: pathlib.Path) -> None:
     """Make a rename inside ``directory`` durable (POSIX); a no-op where dirs can't be opened."""
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -137,7 +137,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> pathlib.Path:
             os.unlink(tmp_name)
         raise
     faults.hit("results_io.replaced")
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     return path
 
 
