@@ -9,7 +9,8 @@ kind "jax":   fembed's Engine (jit(vmap) over K seeds, one lax.scan per epoch), 
 kind "torch": bench/torch_reference.py, eager, torch.set_num_threads(threads).
 
 Spec fields: exp, data ("builtin" | "random": 7,168 random windows, the original's train size),
-seeds (jax), warmup (epochs not counted, >= 1 for jax: the first call compiles), repeats,
+seeds (jax), devices (jax: CPU host devices the seeds are sharded over; seeds must be a
+multiple), warmup (epochs not counted, >= 1 for jax: the first call compiles), repeats,
 max_windows (truncate the training windows: a few batches are enough for peak memory),
 threads (torch), launched_at (parent's time.time() just before it started this process).
 The result goes to stdout on one line starting with BENCH_RESULT.
@@ -82,7 +83,8 @@ def config(spec: dict):
 def jax_worker(spec: dict) -> dict:
     from fembed_jax import runtime
 
-    runtime.configure("cpu")
+    n_devices = int(spec.get("devices", 1))
+    runtime.configure("cpu", devices=n_devices)
     import jax
     import jax.monitoring
     import jax.numpy as jnp
@@ -117,7 +119,7 @@ def jax_worker(spec: dict) -> dict:
     rss_before_compile = rss_mb()
 
     k = int(spec.get("seeds", 1))
-    engine = Engine(cfg, data)
+    engine = Engine(cfg, data, devices=jax.devices()[:n_devices])
     keys = seed_keys([42 + i for i in range(k)])
     t0 = time.perf_counter()
     params, opt_state = engine.init(keys)
@@ -143,7 +145,7 @@ def jax_worker(spec: dict) -> dict:
     warmup = int(spec.get("warmup", 1))
     launched = float(spec.get("launched_at") or ENTERED)
     return {
-        "kind": "jax", "exp": cfg.exp_id, "data": spec["data"], "seeds": k,
+        "kind": "jax", "exp": cfg.exp_id, "data": spec["data"], "seeds": k, "n_devices": n_devices,
         "params": int(count_params(cfg)), "train_windows": int(starts["train"].shape[0]),
         "batches_per_epoch": -(-int(starts["train"].shape[0]) // cfg.batch_size),
         "devices": [str(d) for d in jax.devices()],

@@ -8,7 +8,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import (UsageError, add_filter_options, console, guarded, registry_from_args, select)
+from .common import (UsageError, add_filter_options, console, fail, guarded, registry_from_args,
+                     select)
 from .paths import add_path_options, data_config_from_args, paths_from_args
 
 
@@ -31,6 +32,12 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=int, metavar="N", help="cap the epochs (a quick look)")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto picks a GPU when JAX sees one (default)")
+    parser.add_argument("--devices", default="1", metavar="N|all",
+                        help="shard the (experiment, seed) axis over N devices: GPUs, or on a CPU "
+                             "N host devices (default 1; 'all' = every GPU / one per core)")
+    parser.add_argument("--no-group", dest="group", action="store_false",
+                        help="train each experiment in its own program (default: experiments "
+                             "with identical structure share one compiled program)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--force", action="store_true", help="rerun experiments that are done")
     parser.add_argument("--eval-test", action="store_true",
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.all or args.priority or args.exp_id or args.tier or args.loss or args.embedding):
         raise UsageError("say what to run: --all, --priority P, --exp-id ID (or a --tier/--loss/"
                          "--embedding filter); see fembed run --help")
+    devices = _devices_arg(args.devices)
     for name in ("seeds", "epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -58,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(outputs_dir=outputs, checkpoints_dir=checkpoints,
                          data_config=data_config_from_args(args, registry),
                          seeds=args.seeds, epochs=args.epochs, force=args.force,
-                         evaluate_test=args.eval_test)
-    from fembed_jax.store import RunStore
+                         evaluate_test=args.eval_test, group=args.group, devices=devices)
+    from fembed_jax.store import RunStore, StoreError
 
     if args.dry_run:
         with RunStore(outputs / "fembed.db") as store:
@@ -69,13 +77,17 @@ def run(args: argparse.Namespace) -> int:
 
     from fembed_jax import runtime
 
-    runtime.configure(args.device)
+    runtime.configure(args.device, devices)
     try:
-        device = runtime.describe_device()
-    except RuntimeError as exc:
-        raise UsageError(f"--device {args.device}: {exc}") from exc
-    with RunStore(outputs / "fembed.db") as store:
-        plan = make_plan(configs, options, store)
+        device = runtime.describe_device(runtime.training_devices(devices))
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(f"--device {args.device} --devices {args.devices}: {exc}") from exc
+    try:
+        with RunStore(outputs / "fembed.db") as store:
+            plan = make_plan(configs, options, store)
+    except StoreError as exc:
+        return fail(f"{exc}; nothing was trained and nothing is lost: run the same command "
+                    "again once the run store can be written")
     todo = sum(item.status != "done" for item in plan)
     console.print(f"fembed run: {len(plan)} experiment(s), {todo} to train, "
                   f"{len(plan) - todo} done already; device {device}; outputs {outputs}")
@@ -83,6 +95,18 @@ def run(args: argparse.Namespace) -> int:
         summary = run_queue(plan, options, progress=display.event)
     _print_summary(summary)
     return summary.exit_code
+
+
+def _devices_arg(value: str) -> int | str:
+    if value == "all":
+        return "all"
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise UsageError(f"--devices must be a positive number or 'all', got {value!r}")
+    return count
 
 
 def _print_plan(plan) -> None:
@@ -111,11 +135,15 @@ def _print_summary(summary) -> None:
         console.print(f"  [red]{exp_id}[/]: {escape(error)}")
     if summary.interrupted:
         console.print(f"[yellow]stopped by {summary.signal_name}[/] during {summary.interrupted}; "
-                      "its last epoch is checkpointed and the same command resumes it.")
+                      "the last epoch is checkpointed and the same command resumes it.")
+    elif summary.signal_name:
+        console.print(f"[yellow]stopped by {summary.signal_name}[/] between experiments; the same "
+                      "command goes on with the rest of the queue.")
 
 
 class _Display:
-    """rich progress: one bar for the queue, one for the current experiment's epochs."""
+    """rich progress: one bar for the queue, one per experiment in training (a group trains
+    several at once)."""
 
     def __init__(self, total: int):
         self.progress = Progress(
@@ -124,7 +152,7 @@ class _Display:
             console=console, transient=False)
         self.total = total
         self.queue_task = None
-        self.exp_task = None
+        self.exp_tasks: dict[str, object] = {}  # exp_id -> its bar while it trains
 
     def __enter__(self):
         self.progress.__enter__()
@@ -137,9 +165,11 @@ class _Display:
     def event(self, kind: str, **info) -> None:
         cfg = info.get("cfg")
         if kind == "start":
-            if self.exp_task is not None:
-                self.progress.remove_task(self.exp_task)
-            self.exp_task = self.progress.add_task(
+            if len(info.get("group") or ()) > 1 and cfg.exp_id == info["group"][0]:
+                self.progress.console.print(
+                    f"one compiled program for {len(info['group'])} experiments: "
+                    f"{', '.join(info['group'])}")
+            self.exp_tasks[cfg.exp_id] = self.progress.add_task(
                 f"{cfg.exp_id} ({info['position'] + 1}/{info['total']})", total=cfg.epochs,
                 info=f"seeds {info['seeds']}/{info['seeds']}")
         elif kind == "epoch":
@@ -147,12 +177,13 @@ class _Display:
             aucs = [a for a in report.stop.best_metric if a > float("-inf")]
             best = (f"best {'AUC' if cfg.early_stop_metric == 'val_auc' else '-loss'} "
                     f"{max(aucs):.3f}" if aucs else "")
-            self.progress.update(self.exp_task, completed=report.epoch + 1,
+            self.progress.update(self.exp_tasks[cfg.exp_id], completed=report.epoch + 1,
                                  info=f"seeds {int(report.stop.active.sum())}/{len(report.trained)} "
                                       f"training  {best}")
         elif kind in ("end", "failed", "interrupted"):
-            if self.exp_task is not None:
-                self.progress.update(self.exp_task, completed=cfg.epochs)
+            task = self.exp_tasks.pop(cfg.exp_id, None)
+            if task is not None:
+                self.progress.remove_task(task)
             if kind != "interrupted":
                 self.progress.advance(self.queue_task)
             if kind == "end":
@@ -164,6 +195,9 @@ class _Display:
             elif kind == "failed":
                 self.progress.console.print(f"[red]{cfg.exp_id} failed[/]: {escape(info['error'])}")
         elif kind == "busy":
+            task = self.exp_tasks.pop(cfg.exp_id, None)
+            if task is not None:
+                self.progress.remove_task(task)
             self.progress.console.print(f"{cfg.exp_id}: claimed by another runner, left to it")
             self.progress.advance(self.queue_task)
 

@@ -28,8 +28,8 @@ def configure(device: str = "auto", devices: str | int = 1) -> None:
     """auto: JAX's own choice (a GPU when one is present, else CPU); cpu/gpu force it.
 
     `devices`: how many CPU host devices to create ('auto'/'all' = one per core, at most
-    MAX_CPU_DEVICES). The runner does not shard over them yet (engine.Engine(devices=...) and
-    fit_group(devices=...) do), so the default stays 1.
+    MAX_CPU_DEVICES); the runner shards the (experiment, seed) axis over
+    training_devices(devices). On a GPU machine it does not matter here (GPUs are what they are).
     """
     if device not in PLATFORMS:
         raise ValueError(f"--device must be one of {', '.join(PLATFORMS)}, got {device!r}")

@@ -1,7 +1,9 @@
-"""Test helpers: a tiny experiment config and small synthetic windows for engine tests."""
+"""Test helpers: a tiny experiment config, small synthetic windows for engine tests, and tiny
+registries on the built-in a20 data for end-to-end runs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -33,3 +35,38 @@ def synthetic_dataset(rows: int = 420, features: int = 6, seed: int = 0) -> Simp
     parts = {"train": split(0, 250), "val": split(250, 360), "test": split(360, rows)}
     return SimpleNamespace(matrix=matrix, starts={k: v[0] for k, v in parts.items()},
                            labels={k: v[1] for k, v in parts.items()})
+
+
+# The [defaults]/[tiers]/[data] of the end-to-end tests' registries: a model that trains an epoch
+# of the built-in a20 data in about a second. Tests that use the same defaults share compiled
+# programs through the session's jax cache.
+TINY_DEFAULTS = """\
+[defaults]
+d_model = 16
+n_layers = 1
+n_heads = 2
+d_ff = 32
+epochs = {epochs}
+seeds = 2
+
+[tiers.a20]
+features = 20
+
+[data]
+source = "builtin"
+val_start = "2015-01-01"
+test_start = "2017-01-01"
+"""
+
+
+def tiny_registry(experiments: str, epochs: int = 2) -> str:
+    """A whole registry: the tiny defaults plus `experiments` ([[experiments]] tables)."""
+    return TINY_DEFAULTS.format(epochs=epochs) + "\n" + experiments
+
+
+def write_project(root: Path, registry_text: str) -> Path:
+    """root/registry/experiments.toml with `registry_text`; returns its path."""
+    (root / "registry").mkdir(parents=True, exist_ok=True)
+    path = root / "registry" / "experiments.toml"
+    path.write_text(registry_text)
+    return path

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fembed_jax.data import DataConfig, feature_names, load_dataset
-from fembed_jax.data import build, tierstore
+from fembed_jax.data import tierstore
 from fembed_jax.data.config import DEFAULT_TIER_FILES
 from fembed_jax.data.sources import load_builtin
 

@@ -43,7 +43,9 @@ def test_val_rescoring_reproduces_the_run_exactly(tiny_project, capsys):
     assert code == 0, err
     assert "matches results.json" in out
     again = load_predictions(outputs, "FE-02")
-    np.testing.assert_array_equal(again.probs, saved.probs)
+    # FE-02 trained in one program with FE-01 (4 members); re-scoring uses a 2-member program,
+    # whose kernels may round differently in the last bits.
+    np.testing.assert_allclose(again.probs, saved.probs, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(again.labels, saved.labels)
     np.testing.assert_array_equal(again.dates, saved.dates)
 

@@ -24,27 +24,12 @@ from fembed_jax.registry import load_registry
 from fembed_jax.report import SECTIONS, collect, render, write_report
 from fembed_jax.report import fmt
 from fembed_jax.store import RunStore
+from helpers import tiny_registry, write_project
 
 LEGACY_DIR = Path(__file__).parent / "data" / "legacy_results"
 
 # The models of test_runner.py's TT-01 / TT-02 (same compiled programs, so a warm jax cache is shared).
-TINY_REGISTRY = """\
-[defaults]
-d_model = 16
-n_layers = 1
-n_heads = 2
-d_ff = 32
-epochs = 2
-seeds = 2
-
-[tiers.a20]
-features = 20
-
-[data]
-source = "builtin"
-val_start = "2015-01-01"
-test_start = "2017-01-01"
-
+TINY_REGISTRY = tiny_registry("""\
 [[experiments]]
 id = "FE-01"
 priority = "P1"
@@ -76,7 +61,7 @@ tier = "a20"
 d_embed = 8
 embedding = "progressive"
 description = "never run"
-"""
+""")
 
 _PROJECT: dict[str, Path] = {}
 
@@ -90,37 +75,14 @@ def shared_cache(tmp_path_factory, monkeypatch):
 
 
 def _make_project(root: Path, cache: Path) -> Path:
-    """Run P1, saving each run's val_predictions.npz right after fit() as
-    runner._train_one will; if the runner no longer goes through these hooks, the files are
-    made by `fembed evaluate ID --split val` from the checkpoints instead."""
-    import fembed_jax.train.fit as fit_module
-    import fembed_jax.train.runner as runner
-    from fembed_jax.predictions import save_predictions
-
-    (root / "registry").mkdir(parents=True)
-    registry = root / "registry" / "experiments.toml"
-    registry.write_text(TINY_REGISTRY)
+    """Run P1 (the runner saves each run's val_predictions.npz) and import the legacy files."""
+    registry = write_project(root, TINY_REGISTRY)
     outputs = root / "outputs"
-    real_fit, real_dataset = fit_module.fit, runner._dataset
-    datasets = []
-
-    def dataset(cfg, options, cache_):
-        datasets.append(real_dataset(cfg, options, cache_))
-        return datasets[-1]
-
-    def fit_and_save(cfg, data, seeds, **kwargs):
-        result = real_fit(cfg, data, seeds, **kwargs)
-        save_predictions(outputs, cfg.exp_id, result, datasets[-1])  # the lead's one-line call
-        return result
-
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FEMBED_CACHE", str(cache))
-        mp.setattr(fit_module, "fit", fit_and_save)
-        mp.setattr(runner, "_dataset", dataset)
         assert main(["--registry", str(registry), "run", "--priority", "P1"]) == 0
         for exp_id in ("FE-01", "FE-02"):
-            if not predictions_path(outputs, exp_id).exists():
-                assert main(["--registry", str(registry), "evaluate", exp_id, "--split", "val"]) == 0
+            assert predictions_path(outputs, exp_id).exists()
         assert main(["--registry", str(registry), "import-legacy", str(LEGACY_DIR)]) == 0
     return root
 

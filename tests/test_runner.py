@@ -15,24 +15,9 @@ import pytest
 
 from fembed_jax.cli.main import main
 from fembed_jax.store import RunStore
+from helpers import tiny_registry, write_project
 
-TINY_REGISTRY = """\
-[defaults]
-d_model = 16
-n_layers = 1
-n_heads = 2
-d_ff = 32
-epochs = {epochs}
-seeds = 2
-
-[tiers.a20]
-features = 20
-
-[data]
-source = "builtin"
-val_start = "2015-01-01"
-test_start = "2017-01-01"
-
+TINY_EXPERIMENTS = """\
 [[experiments]]
 id = "TT-01"
 priority = "P1"
@@ -46,16 +31,13 @@ priority = "P2"
 tier = "a20"
 d_embed = 8
 loss = "focal"
-loss_params = {{ gamma = 2.0, alpha = 0.5 }}
+loss_params = { gamma = 2.0, alpha = 0.5 }
 description = "tiny focal"
 """
 
 
 def make_project(root: Path, epochs: int = 2) -> Path:
-    (root / "registry").mkdir(parents=True, exist_ok=True)
-    path = root / "registry" / "experiments.toml"
-    path.write_text(TINY_REGISTRY.format(epochs=epochs))
-    return path
+    return write_project(root, tiny_registry(TINY_EXPERIMENTS, epochs=epochs))
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,11 @@
 For each selected experiment: skip it when the store holds a result for the same run hash
 (config + data), otherwise claim it (several runners can share one queue), resume from its
 latest intact checkpoint, train K seeds, write outputs/<ID>/results.json atomically, record the
-result in the store. A failing experiment is recorded with its error and the queue goes on;
+result in the store. Experiments whose compiled program would be identical (schedule.make_groups:
+same shapes and loss family, differing only in seeds, loss hyperparameters, learning rate or
+weight decay) are claimed and trained together in one program; each keeps its own checkpoint,
+early stopping and results, equal to those of training it alone (RunOptions.group=False turns
+this off). A failing experiment is recorded with its error and the queue goes on;
 Ctrl-C or SIGTERM stops after the current epoch's checkpoint and leaves the experiment pending.
 A done experiment whose results.json is missing or damaged gets it rewritten from the store.
 A run store that stays locked (or cannot be written) stops the queue with a clear error: the
@@ -12,6 +16,7 @@ claimed experiment is resumed by the next run, nothing is lost.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -45,6 +50,8 @@ class RunOptions:
     epochs: int | None = None  # cap cfg.epochs
     force: bool = False
     evaluate_test: bool = False
+    group: bool = True  # train structurally identical experiments in one program
+    devices: int | str = 1  # devices the member axis is sharded over: a count or "all"
     owner: str = dataclasses.field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
@@ -62,7 +69,7 @@ class RunSummary:
     skipped: list[str] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     busy: list[str] = dataclasses.field(default_factory=list)  # claimed by another runner
-    interrupted: str | None = None
+    interrupted: str | None = None  # the experiment(s) a signal stopped, comma separated
     signal_name: str | None = None
 
     @property
@@ -120,11 +127,11 @@ def make_plan(configs: list[ExperimentConfig], options: RunOptions, store) -> li
 
 
 class _Heartbeat(threading.Thread):
-    """Keeps a claim fresh while a long epoch runs (its own store connection: sqlite is per-thread)."""
+    """Keeps claims fresh while a long epoch runs (its own store connection: sqlite is per-thread)."""
 
-    def __init__(self, store_path: Path, exp_id: str, owner: str):
-        super().__init__(daemon=True, name=f"heartbeat-{exp_id}")
-        self.store_path, self.exp_id, self.owner = store_path, exp_id, owner
+    def __init__(self, store_path: Path, exp_ids: list[str], owner: str):
+        super().__init__(daemon=True, name=f"heartbeat-{exp_ids[0]}")
+        self.store_path, self.exp_ids, self.owner = store_path, list(exp_ids), owner
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -132,10 +139,11 @@ class _Heartbeat(threading.Thread):
 
         with RunStore(self.store_path) as store:
             while not self.halt.wait(HEARTBEAT_SECONDS):
-                try:
-                    store.heartbeat(self.exp_id, self.owner)
-                except Exception:  # a busy store must never kill training; the next beat retries
-                    pass
+                for exp_id in self.exp_ids:
+                    try:
+                        store.heartbeat(exp_id, self.owner)
+                    except Exception:  # a busy store must never kill training; the next beat retries
+                        pass
 
 
 class _StopFlag:
@@ -169,7 +177,6 @@ def run_queue(plan: list[PlanItem], options: RunOptions, *,
     """Train every item of the plan that is not done. `progress(event, **info)` is told of
     "start", "epoch", "end", "skip", "busy", "failed" and "interrupted" events (the CLI draws
     them with rich)."""
-    from fembed_jax import results_io
     from fembed_jax.store import RunStore, StoreError
 
     options.outputs_dir.mkdir(parents=True, exist_ok=True)
@@ -203,74 +210,149 @@ def run_queue(plan: list[PlanItem], options: RunOptions, *,
                 summary.skipped.append(item.cfg.exp_id)
                 notify("skip", cfg=item.cfg)
                 _ensure_results_file(store, options, item)
-        for position, item in enumerate(todo):
+        queue = collections.deque(plan_groups(todo, options.group))
+        position = 0
+        while queue:
             if stop_flag():
                 summary.signal_name = stop_flag.signal_name
                 break
-            cfg = item.cfg
-            try:
-                if item.status == "rerun":
-                    store.reset(cfg.exp_id)
-                claimed = store.claim(cfg.exp_id, options.owner, stale_after_s=STALE_AFTER_SECONDS)
-            except (StoreError, sqlite3.Error) as exc:
-                store_failure(item, exc)
+            group = queue.popleft()
+            claimed, store_broken = [], False
+            for item in group:
+                try:
+                    if item.status == "rerun":
+                        store.reset(item.cfg.exp_id)
+                    got = store.claim(item.cfg.exp_id, options.owner, stale_after_s=STALE_AFTER_SECONDS)
+                except (StoreError, sqlite3.Error) as exc:
+                    store_failure(item, exc)
+                    store_broken = True
+                    break
+                if got:
+                    claimed.append(item)
+                else:
+                    summary.busy.append(item.cfg.exp_id)
+                    notify("busy", cfg=item.cfg)
+            if store_broken:
+                for item in claimed:
+                    _quietly(store.release, item.cfg.exp_id, options.owner, "pending")
                 break
             if not claimed:
-                summary.busy.append(cfg.exp_id)
-                notify("busy", cfg=cfg)
                 continue
             faults.hit("runner.claimed")
-            _remove_interrupted_writes(options.outputs_dir / cfg.exp_id)
-            heartbeat = _Heartbeat(store_path, cfg.exp_id, options.owner)
+            for item in claimed:
+                _remove_interrupted_writes(options.outputs_dir / item.cfg.exp_id)
+            ids = [item.cfg.exp_id for item in claimed]
+            heartbeat = _Heartbeat(store_path, ids, options.owner)
             heartbeat.start()
+            release_all = lambda: [_quietly(store.release, i, options.owner, "pending")  # noqa: E731
+                                   for i in ids]
             try:
-                record = _train_one(cfg, item, options, store, datasets, stop_flag,
-                                    notify, position, len(todo), force=item.status == "rerun")
-                if record.get("failed"):
-                    raise _Diverged(record["failed"])
-                faults.hit("runner.trained")
-                results_io.write_results(results_io.results_path(options.outputs_dir, cfg.exp_id),
-                                         record)
-                faults.hit("runner.results_written")
-                store.record_result(cfg.exp_id, item.run_hash, record)
-                faults.hit("runner.recorded")
+                outcomes = _train_group(claimed, options, store, datasets, stop_flag, notify,
+                                        position, len(todo))
             except _Interrupt as exc:
-                _quietly(store.release, cfg.exp_id, options.owner, "pending")
-                summary.interrupted = cfg.exp_id
+                release_all()
+                summary.interrupted = ", ".join(ids)
                 summary.signal_name = stop_flag.signal_name
-                notify("interrupted", cfg=cfg, epoch=exc.epoch)
+                for item in claimed:
+                    notify("interrupted", cfg=item.cfg, epoch=exc.epoch)
                 break
-            except _ClaimLost:  # another runner took the experiment over: it is theirs now
-                summary.busy.append(cfg.exp_id)
-                notify("busy", cfg=cfg)
+            except _ClaimLost as exc:  # another runner took it over: it is theirs now
+                summary.busy.append(exc.exp_id)
+                lost = next(item for item in claimed if item.cfg.exp_id == exc.exp_id)
+                notify("busy", cfg=lost.cfg)
+                rest = [item for item in claimed if item is not lost]
+                for item in rest:  # they resume from their checkpoints in a group of their own
+                    _quietly(store.release, item.cfg.exp_id, options.owner, "pending")
+                if rest:
+                    queue.appendleft(rest)
+                continue
             except (StoreError, sqlite3.Error) as exc:
-                store_failure(item, exc)
+                release_all()
+                store_failure(claimed[0], exc)
                 break
-            except KeyboardInterrupt:  # a second Ctrl-C: leave the experiment to be resumed
-                _quietly(store.release, cfg.exp_id, options.owner, "pending")
+            except KeyboardInterrupt:  # a second Ctrl-C: leave the experiments to be resumed
+                release_all()
                 raise
-            except Exception as exc:  # recorded, and the queue goes on
-                if isinstance(exc, _Diverged):
-                    message = str(exc)
-                else:
-                    message = f"{type(exc).__name__}: {exc}"
-                    _write_error_log(options.outputs_dir, cfg.exp_id, traceback.format_exc())
-                try:
-                    store.mark_failed(cfg.exp_id, options.owner, message)
-                except (StoreError, sqlite3.Error) as store_exc:
-                    store_failure(item, store_exc)
-                    break
-                summary.failed[cfg.exp_id] = message
-                notify("failed", cfg=cfg, error=message)
-            else:
-                summary.done.append(cfg.exp_id)
-                notify("end", cfg=cfg, record=record)
+            except Exception as exc:  # the whole program failed: each member is recorded failed
+                message = f"{type(exc).__name__}: {exc}"
+                details = traceback.format_exc()
+                outcomes = {item.cfg.exp_id: _Failure(message, details) for item in claimed}
             finally:
                 heartbeat.halt.set()
                 heartbeat.join(timeout=5)
+            position += len(claimed)
+            if not all(_finish(item, outcomes[item.cfg.exp_id], options, store, summary, notify,
+                               store_failure) for item in claimed):
+                for item in claimed:
+                    if item.cfg.exp_id not in summary.done and item.cfg.exp_id not in summary.failed:
+                        _quietly(store.release, item.cfg.exp_id, options.owner, "pending")
+                break
         if stop_flag():  # a signal during the last experiment still shows in the exit code
             summary.signal_name = stop_flag.signal_name
     return summary
+
+
+def plan_groups(todo: list[PlanItem], enabled: bool = True) -> list[list[PlanItem]]:
+    """The queue's training units: experiments sharing one compiled program (see schedule.py)."""
+    from fembed_jax.catalog import param_counts
+    from fembed_jax.train.schedule import make_groups
+
+    counts = param_counts([item.cfg for item in todo]) if enabled and len(todo) > 1 else {}
+    return make_groups(todo, cfg_of=lambda item: item.cfg,
+                       params_of=lambda item: counts.get(item.cfg.exp_id, 0), enabled=enabled)
+
+
+@dataclasses.dataclass
+class _Failure:
+    """An experiment that trained but cannot be recorded as a result (diverged, or it raised)."""
+
+    message: str
+    details: str | None = None  # a traceback for outputs/<ID>/error.log
+
+
+def _finish(item: PlanItem, outcome, options: RunOptions, store, summary: RunSummary, notify,
+            store_failure) -> bool:
+    """Write one experiment's outputs and store record (or its failure). False: the store failed
+    and the queue must stop."""
+    from fembed_jax import results_io
+    from fembed_jax.store import StoreError
+
+    cfg = item.cfg
+    try:
+        if isinstance(outcome, _Failure):
+            raise _Diverged(outcome.message)
+        record, result, dataset = outcome
+        faults.hit("runner.trained")
+        from fembed_jax.predictions import save_predictions
+
+        # Predictions first: a results.json on disk always has its predictions beside it.
+        save_predictions(options.outputs_dir, cfg.exp_id, result, dataset)
+        results_io.write_results(results_io.results_path(options.outputs_dir, cfg.exp_id), record)
+        faults.hit("runner.results_written")
+        store.record_result(cfg.exp_id, item.run_hash, record)
+        faults.hit("runner.recorded")
+    except (StoreError, sqlite3.Error) as exc:
+        store_failure(item, exc)
+        return False
+    except Exception as exc:  # recorded, and the queue goes on
+        if isinstance(exc, _Diverged):
+            message = str(exc)
+            if isinstance(outcome, _Failure) and outcome.details:
+                _write_error_log(options.outputs_dir, cfg.exp_id, outcome.details)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            _write_error_log(options.outputs_dir, cfg.exp_id, traceback.format_exc())
+        try:
+            store.mark_failed(cfg.exp_id, options.owner, message)
+        except (StoreError, sqlite3.Error) as store_exc:
+            store_failure(item, store_exc)
+            return False
+        summary.failed[cfg.exp_id] = message
+        notify("failed", cfg=cfg, error=message)
+        return True
+    summary.done.append(cfg.exp_id)
+    notify("end", cfg=cfg, record=record)
+    return True
 
 
 def _ensure_results_file(store, options: RunOptions, item: PlanItem) -> None:
@@ -324,6 +406,10 @@ class _Diverged(Exception):
 class _ClaimLost(Exception):
     """The heartbeat found the claim held by another runner (ours had gone stale)."""
 
+    def __init__(self, exp_id: str):
+        super().__init__(exp_id)
+        self.exp_id = exp_id
+
 
 class _Interrupt(Exception):
     def __init__(self, epoch: int):
@@ -340,43 +426,65 @@ def _dataset(cfg: ExperimentConfig, options: RunOptions, cache: dict):
     return cache[key]
 
 
-def _train_one(cfg: ExperimentConfig, item: PlanItem, options: RunOptions, store, datasets: dict,
-               stop_flag: _StopFlag, notify, position: int, total: int, force: bool) -> dict:
+def _train_group(items: list[PlanItem], options: RunOptions, store, datasets: dict,
+                 stop_flag: _StopFlag, notify, position: int, total: int) -> dict[str, Any]:
+    """Train the experiments of one group together. Returns, per experiment id, either
+    (record, FitResult, dataset) or a _Failure (every seed diverged)."""
+    from fembed_jax import runtime
     from fembed_jax.catalog import param_counts
     from fembed_jax.checkpoint import Checkpointer
     from fembed_jax.train.engine import DeviceData
-    from fembed_jax.train.fit import Interrupted, fit
+    from fembed_jax.train.fit import Interrupted, Member, fit_group
     from fembed_jax.train.record import build_record
 
-    dataset = _dataset(cfg, options, datasets)
-    if dataset.matrix.shape[1] != cfg.num_features:
-        raise ValueError(f"{cfg.exp_id}: tier {cfg.tier} data has {dataset.matrix.shape[1]} "
-                         f"features, the registry says {cfg.num_features}")
+    dataset = _dataset(items[0].cfg, options, datasets)  # equal structure: one dataset for all
+    for item in items:
+        if dataset.matrix.shape[1] != item.cfg.num_features:
+            raise ValueError(f"{item.cfg.exp_id}: tier {item.cfg.tier} data has "
+                             f"{dataset.matrix.shape[1]} features, the registry says "
+                             f"{item.cfg.num_features}")
     data = DeviceData.from_dataset(dataset)
-    checkpointer = Checkpointer(options.checkpoints_dir / cfg.exp_id, item.run_hash)
-    if force:
-        checkpointer.clear()
-    seeds = seeds_of(cfg)
+    members = []
+    for offset, item in enumerate(items):
+        cfg = item.cfg
+        checkpointer = Checkpointer(options.checkpoints_dir / cfg.exp_id, item.run_hash)
+        if item.status == "rerun":
+            checkpointer.clear()
+        seeds = seeds_of(cfg)
+        notify("start", cfg=cfg, position=position + offset, total=total, seeds=len(seeds),
+               group=[i.cfg.exp_id for i in items])
+        members.append(Member(cfg, seeds, checkpointer,
+                              _epoch_hook(cfg, item.run_hash, options, store, notify)))
+    try:
+        results = fit_group(members, data, should_stop=stop_flag,
+                            evaluate_test=options.evaluate_test,
+                            devices=runtime.training_devices(options.devices))
+    except Interrupted as exc:
+        raise _Interrupt(exc.epoch) from exc
+    splits = {split: data.size(split) for split in ("train", "val", "test")}
+    counts = param_counts([item.cfg for item in items])
+    outcomes: dict[str, Any] = {}
+    for item, result in zip(items, results):
+        cfg = item.cfg
+        if all(m["diverged"] for m in result.per_seed):
+            outcomes[cfg.exp_id] = _Failure("diverged: every seed produced a non-finite loss")
+            continue
+        record = build_record(cfg, result, params=counts[cfg.exp_id], splits=splits,
+                              data_info=_data_info(dataset), run_hash=item.run_hash)
+        outcomes[cfg.exp_id] = (record, result, dataset)
+    return outcomes
+
+
+def _epoch_hook(cfg: ExperimentConfig, run_hash: str, options: RunOptions, store, notify):
     started = time.monotonic()
-    notify("start", cfg=cfg, position=position, total=total, seeds=len(seeds))
 
     def on_epoch(report):
         if not store.heartbeat(cfg.exp_id, options.owner):  # e.g. after a long sleep of this laptop
             raise _ClaimLost(cfg.exp_id)
-        store.record_epoch(cfg.exp_id, item.run_hash, report.epoch, report.rows())
+        store.record_epoch(cfg.exp_id, run_hash, report.epoch, report.rows())
         notify("epoch", cfg=cfg, report=report, elapsed=time.monotonic() - started)
 
-    try:
-        result = fit(cfg, data, seeds, checkpointer=checkpointer, on_epoch=on_epoch,
-                     should_stop=stop_flag, evaluate_test=options.evaluate_test)
-    except Interrupted as exc:
-        raise _Interrupt(exc.epoch) from exc
-    splits = {split: data.size(split) for split in ("train", "val", "test")}
-    record = build_record(cfg, result, params=param_counts([cfg])[cfg.exp_id], splits=splits,
-                          data_info=_data_info(dataset), run_hash=item.run_hash)
-    if all(m["diverged"] for m in result.per_seed):
-        record["failed"] = "diverged: every seed produced a non-finite loss"
-    return record
+    return on_epoch
 
 
 def _data_info(dataset) -> dict[str, Any]:
