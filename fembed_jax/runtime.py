@@ -68,3 +68,4 @@ def describe_device(devices: list | None = None) -> str:
     devices = devices or jax.devices()
     dev = devices[0]
     return f"{dev.platform} ({getattr(dev, 'device_kind', '')}, {len(devices)} device(s))"
+

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -177,39 +178,19 @@ def run_queue(plan: list[PlanItem], options: RunOptions, *,
     """Train every item of the plan that is not done. `progress(event, **info)` is told of
     "start", "epoch", "end", "skip", "busy", "failed" and "interrupted" events (the CLI draws
     them with rich)."""
-    from fembed_jax.store import RunStore, StoreError
+    from fembed_jax.store import StoreError
 
-    options.outputs_dir.mkdir(parents=True, exist_ok=True)
     store_path = options.outputs_dir / "fembed.db"
     summary = RunSummary()
     notify = progress or (lambda *a, **k: None)
     datasets: dict[tuple, Any] = {}
     todo = [item for item in plan if item.status != "done"]
-
-    def store_failure(item: PlanItem, exc: BaseException) -> None:
-        """The store cannot be written (locked past the busy timeout, disk full): stop the queue."""
-        message = (f"{type(exc).__name__}: {exc}; the queue stopped here, nothing is lost: run the "
-                   "same command again once the run store can be written")
-        summary.failed[item.cfg.exp_id] = message
-        notify("failed", cfg=item.cfg, error=message)
-
-    store = None
-    try:
-        store = RunStore(store_path)
-        # The store keys an experiment's runs by the run hash (config + data), not the bare config hash.
-        store.sync_queue([{**item.cfg.to_dict(), "config_hash": item.run_hash} for item in plan])
-    except (StoreError, sqlite3.Error) as exc:
-        if store is not None:
-            store.close()
-        if plan:
-            store_failure((todo or plan)[0], exc)
+    store_failure = functools.partial(_store_failure, summary, notify)
+    store = _open_store(plan, options, store_failure)
+    if store is None:
         return summary
     with store, _StopFlag() as stop_flag:
-        for item in plan:
-            if item.status == "done":
-                summary.skipped.append(item.cfg.exp_id)
-                notify("skip", cfg=item.cfg)
-                _ensure_results_file(store, options, item)
+        _skip_done(plan, store, options, summary, notify)
         queue = collections.deque(plan_groups(todo, options.group))
         position = 0
         while queue:
@@ -217,30 +198,11 @@ def run_queue(plan: list[PlanItem], options: RunOptions, *,
                 summary.signal_name = stop_flag.signal_name
                 break
             group = queue.popleft()
-            claimed, store_broken = [], False
-            for item in group:
-                try:
-                    if item.status == "rerun":
-                        store.reset(item.cfg.exp_id)
-                    got = store.claim(item.cfg.exp_id, options.owner, stale_after_s=STALE_AFTER_SECONDS)
-                except (StoreError, sqlite3.Error) as exc:
-                    store_failure(item, exc)
-                    store_broken = True
-                    break
-                if got:
-                    claimed.append(item)
-                else:
-                    summary.busy.append(item.cfg.exp_id)
-                    notify("busy", cfg=item.cfg)
-            if store_broken:
-                for item in claimed:
-                    _quietly(store.release, item.cfg.exp_id, options.owner, "pending")
+            claimed = _claim_group(group, store, options, summary, notify, store_failure)
+            if claimed is None:  # the store failed
                 break
             if not claimed:
                 continue
-            faults.hit("runner.claimed")
-            for item in claimed:
-                _remove_interrupted_writes(options.outputs_dir / item.cfg.exp_id)
             ids = [item.cfg.exp_id for item in claimed]
             heartbeat = _Heartbeat(store_path, ids, options.owner)
             heartbeat.start()
@@ -290,6 +252,73 @@ def run_queue(plan: list[PlanItem], options: RunOptions, *,
         if stop_flag():  # a signal during the last experiment still shows in the exit code
             summary.signal_name = stop_flag.signal_name
     return summary
+
+
+def _store_failure(summary: RunSummary, notify, item: PlanItem, exc: BaseException) -> None:
+    """The store cannot be written (locked past the busy timeout, disk full): stop the queue."""
+    message = (f"{type(exc).__name__}: {exc}; the queue stopped here, nothing is lost: run the "
+               "same command again once the run store can be written")
+    summary.failed[item.cfg.exp_id] = message
+    notify("failed", cfg=item.cfg, error=message)
+
+
+def _open_store(plan: list[PlanItem], options: RunOptions, store_failure):
+    """The run store with the plan's experiments queued; None (and a recorded failure) when it
+    cannot be opened or written."""
+    from fembed_jax.store import RunStore, StoreError
+
+    options.outputs_dir.mkdir(parents=True, exist_ok=True)
+    store = None
+    try:
+        store = RunStore(options.outputs_dir / "fembed.db")
+        # The store keys an experiment's runs by the run hash (config + data), not the bare config hash.
+        store.sync_queue([{**item.cfg.to_dict(), "config_hash": item.run_hash} for item in plan])
+    except (StoreError, sqlite3.Error) as exc:
+        if store is not None:
+            store.close()
+        if plan:
+            todo = [item for item in plan if item.status != "done"]
+            store_failure((todo or plan)[0], exc)
+        return None
+    return store
+
+
+def _skip_done(plan: list[PlanItem], store, options: RunOptions, summary: RunSummary, notify) -> None:
+    for item in plan:
+        if item.status == "done":
+            summary.skipped.append(item.cfg.exp_id)
+            notify("skip", cfg=item.cfg)
+            _ensure_results_file(store, options, item)
+
+
+def _claim_group(group: list[PlanItem], store, options: RunOptions, summary: RunSummary, notify,
+                 store_failure) -> list[PlanItem] | None:
+    """Claim the group's experiments; the ones another runner holds are reported busy. Returns
+    the claimed ones (their outputs folders tidied), or None when the store failed (then nothing
+    stays claimed)."""
+    from fembed_jax.store import StoreError
+
+    claimed = []
+    for item in group:
+        try:
+            if item.status == "rerun":
+                store.reset(item.cfg.exp_id)
+            got = store.claim(item.cfg.exp_id, options.owner, stale_after_s=STALE_AFTER_SECONDS)
+        except (StoreError, sqlite3.Error) as exc:
+            store_failure(item, exc)
+            for mine in claimed:
+                _quietly(store.release, mine.cfg.exp_id, options.owner, "pending")
+            return None
+        if got:
+            claimed.append(item)
+        else:
+            summary.busy.append(item.cfg.exp_id)
+            notify("busy", cfg=item.cfg)
+    if claimed:
+        faults.hit("runner.claimed")
+        for item in claimed:
+            _remove_interrupted_writes(options.outputs_dir / item.cfg.exp_id)
+    return claimed
 
 
 def plan_groups(todo: list[PlanItem], enabled: bool = True) -> list[list[PlanItem]]:
@@ -431,18 +460,12 @@ def _train_group(items: list[PlanItem], options: RunOptions, store, datasets: di
     """Train the experiments of one group together. Returns, per experiment id, either
     (record, FitResult, dataset) or a _Failure (every seed diverged)."""
     from fembed_jax import runtime
-    from fembed_jax.catalog import param_counts
     from fembed_jax.checkpoint import Checkpointer
     from fembed_jax.train.engine import DeviceData
     from fembed_jax.train.fit import Interrupted, Member, fit_group
-    from fembed_jax.train.record import build_record
 
     dataset = _dataset(items[0].cfg, options, datasets)  # equal structure: one dataset for all
-    for item in items:
-        if dataset.matrix.shape[1] != item.cfg.num_features:
-            raise ValueError(f"{item.cfg.exp_id}: tier {item.cfg.tier} data has "
-                             f"{dataset.matrix.shape[1]} features, the registry says "
-                             f"{item.cfg.num_features}")
+    _check_features(items, dataset)
     data = DeviceData.from_dataset(dataset)
     members = []
     for offset, item in enumerate(items):
@@ -462,6 +485,24 @@ def _train_group(items: list[PlanItem], options: RunOptions, store, datasets: di
     except Interrupted as exc:
         raise _Interrupt(exc.epoch) from exc
     splits = {split: data.size(split) for split in ("train", "val", "test")}
+    return _group_outcomes(items, results, splits, _data_info(dataset), dataset)
+
+
+def _check_features(items: list[PlanItem], dataset) -> None:
+    for item in items:
+        if dataset.matrix.shape[1] != item.cfg.num_features:
+            raise ValueError(f"{item.cfg.exp_id}: tier {item.cfg.tier} data has "
+                             f"{dataset.matrix.shape[1]} features, the registry says "
+                             f"{item.cfg.num_features}")
+
+
+def _group_outcomes(items: list[PlanItem], results, splits: dict[str, int],
+                    data_info: dict[str, Any], dataset) -> dict[str, Any]:
+    """Per experiment id: (record, FitResult, dataset) for _finish, or a _Failure (every seed
+    diverged). `dataset` only needs what save_predictions reads (val labels, starts, dates)."""
+    from fembed_jax.catalog import param_counts
+    from fembed_jax.train.record import build_record
+
     counts = param_counts([item.cfg for item in items])
     outcomes: dict[str, Any] = {}
     for item, result in zip(items, results):
@@ -470,7 +511,7 @@ def _train_group(items: list[PlanItem], options: RunOptions, store, datasets: di
             outcomes[cfg.exp_id] = _Failure("diverged: every seed produced a non-finite loss")
             continue
         record = build_record(cfg, result, params=counts[cfg.exp_id], splits=splits,
-                              data_info=_data_info(dataset), run_hash=item.run_hash)
+                              data_info=data_info, run_hash=item.run_hash)
         outcomes[cfg.exp_id] = (record, result, dataset)
     return outcomes
 
