@@ -26,7 +26,7 @@ RESULT_TAG = "BENCH_RESULT "
 # Flip to True once `fembed run --priority` groups experiments into shared programs: then
 # `bench_epoch.py --all` includes the grouping benchmark and BENCHMARKS.md judges its target
 # (until then the row reads "pending"; `--which grouping` still measures the plain queue).
-GROUPING_READY = False  # a worker prints its result on one line that starts with this
+GROUPING_READY = True  # a worker prints its result on one line that starts with this
 
 
 def machine() -> dict:

@@ -38,6 +38,15 @@ def register(subparsers) -> None:
     parser.add_argument("--no-group", dest="group", action="store_false",
                         help="train each experiment in its own program (default: experiments "
                              "with identical structure share one compiled program)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="local: train here (default); ray: each group of experiments as a "
+                             "Ray task on a cluster (pip install 'fembed[ray]'; see "
+                             "docs/scale-out.md). The run store stays here")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="with --backend ray: the Ray cluster (e.g. HEAD:6379 or 'auto'); "
+                             "default: start a local Ray instance")
+    parser.add_argument("--ray-cpus", type=float, default=1, metavar="N",
+                        help="with --backend ray: CPUs per task when training on CPUs (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--force", action="store_true", help="rerun experiments that are done")
     parser.add_argument("--eval-test", action="store_true",
@@ -55,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("say what to run: --all, --priority P, --exp-id ID (or a --tier/--loss/"
                          "--embedding filter); see fembed run --help")
     devices = _devices_arg(args.devices)
+    if args.backend != "ray" and args.address:
+        raise UsageError("--address needs --backend ray")
+    if args.ray_cpus <= 0:
+        raise UsageError(f"--ray-cpus must be positive, got {args.ray_cpus}")
     for name in ("seeds", "epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -75,13 +88,25 @@ def run(args: argparse.Namespace) -> int:
         _print_plan(plan)
         return 0
 
-    from fembed_jax import runtime
+    if args.backend == "ray":
+        from fembed_jax.train.ray_backend import RayUnavailable, import_ray
 
-    runtime.configure(args.device, devices)
-    try:
-        device = runtime.describe_device(runtime.training_devices(devices))
-    except (RuntimeError, ValueError) as exc:
-        raise UsageError(f"--device {args.device} --devices {args.devices}: {exc}") from exc
+        try:
+            import_ray()
+        except RayUnavailable as exc:
+            raise UsageError(str(exc)) from exc
+        from fembed_jax import runtime
+
+        runtime.configure("cpu", 1)  # the driver only counts parameters: leave the GPUs to Ray
+        device = f"Ray tasks ({args.address or 'local Ray instance'}), --device {args.device}"
+    else:
+        from fembed_jax import runtime
+
+        runtime.configure(args.device, devices)
+        try:
+            device = runtime.describe_device(runtime.training_devices(devices))
+        except (RuntimeError, ValueError) as exc:
+            raise UsageError(f"--device {args.device} --devices {args.devices}: {exc}") from exc
     try:
         with RunStore(outputs / "fembed.db") as store:
             plan = make_plan(configs, options, store)
@@ -92,7 +117,17 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"fembed run: {len(plan)} experiment(s), {todo} to train, "
                   f"{len(plan) - todo} done already; device {device}; outputs {outputs}")
     with _Display(todo) as display:
-        summary = run_queue(plan, options, progress=display.event)
+        if args.backend == "ray":
+            from fembed_jax.train.ray_backend import RayUnavailable, run_queue_ray
+
+            try:
+                summary = run_queue_ray(plan, options, address=args.address,
+                                        progress=display.event, cpus_per_task=args.ray_cpus,
+                                        device=args.device)
+            except RayUnavailable as exc:
+                return fail(f"{exc}; nothing was trained")
+        else:
+            summary = run_queue(plan, options, progress=display.event)
     _print_summary(summary)
     return summary.exit_code
 

@@ -187,10 +187,6 @@ class _Flight:
     heartbeat: runner._Heartbeat
     started: float
 
-    @property
-    def ids(self) -> list[str]:
-        return [item.cfg.exp_id for item in self.items]
-
 
 def task_resources(ray, device: str, devices: int | str, cpus_per_task: float) -> dict[str, float]:
     """num_gpus when training runs on GPUs (asked for, or 'auto' on a cluster that has some),
