@@ -137,7 +137,7 @@ def bench_seeds(args) -> dict:
                     continue  # the member axis must split evenly over the devices
                 _say(f"seeds: {exp} K={k} devices={devices}")
                 run = run_worker({"kind": "jax", "exp": exp, "data": "builtin", "seeds": k,
-                                  "devices": devices, "warmup": 1, "repeats": args.repeats,
+                                  "devices": devices, "platform": args.platform, "warmup": 1, "repeats": args.repeats,
                                   "max_windows": args.max_windows},
                                  timeout=args.timeout, scratch_cache=True)
                 if "error" in run:
@@ -489,6 +489,8 @@ def parse_args(argv):
     p.add_argument("--models", default="FE-06,FE-50")
     p.add_argument("--data", default="builtin,random", help="builtin, random (7,168 windows)")
     p.add_argument("--seeds-list", default="1,2,4,8")
+    p.add_argument("--platform", default="cpu", choices=("cpu", "gpu"),
+                   help="where the seeds mode trains (gpu: on a GPU machine, bench/gpu_check.sh)")
     p.add_argument("--seeds-devices", default="1,2",
                    help="CPU host device counts the seeds are sharded over (seeds mode)")
     p.add_argument("--torch-threads", type=int, default=0, help="default: JAX's effective threads")
@@ -505,6 +507,7 @@ def parse_args(argv):
     args.models = [m for m in args.models.split(",") if m]
     args.data = [d for d in args.data.split(",") if d]
     args.seeds_list = [int(k) for k in args.seeds_list.split(",") if k]
+    args.seeds_devices = [int(d) for d in args.seeds_devices.split(",") if d]
     args.torch_extra_threads = [int(t) for t in args.torch_extra_threads.split(",") if t]
     if args.all:
         modes = [m for m in MODES if m != "grouping" or benchlib.GROUPING_READY]

@@ -84,7 +84,8 @@ def jax_worker(spec: dict) -> dict:
     from fembed_jax import runtime
 
     n_devices = int(spec.get("devices", 1))
-    runtime.configure("cpu", devices=n_devices)
+    platform = spec.get("platform", "cpu")  # "gpu" on a GPU machine (bench/gpu_check.sh)
+    runtime.configure(platform, devices=n_devices)
     import jax
     import jax.monitoring
     import jax.numpy as jnp

@@ -21,6 +21,7 @@ removed at start-up, and are replaced if the same step is saved again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -32,7 +33,6 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from fembed_jax import faults
 from fembed_jax.results_io import fsync_directory, to_jsonable
@@ -101,17 +101,32 @@ def _abstract_leaf(leaf: Any) -> Any:
     if isinstance(leaf, np.generic):
         leaf = np.asarray(leaf)
     if isinstance(leaf, (jax.Array, np.ndarray)):
-        return ocp.utils.to_shape_dtype_struct(leaf)
+        return _orbax().utils.to_shape_dtype_struct(leaf)
     return leaf
 
 
-class _StepDirectory(ocp.path.atomicity.AtomicRenameTemporaryPath):
-    """orbax's write-to-tmp-then-rename directory (of a step, and of each item inside it), with
-    fault points just before the rename: written but not yet part of a checkpoint (faults.py)."""
+@functools.cache
+def _orbax():
+    """orbax.checkpoint, imported on first use: the import takes 1-2 s, and a fresh run needs it
+    only for its first save, after the first epoch has trained."""
+    import orbax.checkpoint as ocp
 
-    async def finalize(self, *args: Any, **kwargs: Any) -> None:
-        faults.hit("checkpoint.step_written" if self.get_final().name.isdigit() else "checkpoint.item_written")
-        await super().finalize(*args, **kwargs)
+    return ocp
+
+
+@functools.cache
+def _step_directory_class() -> type:
+    class _StepDirectory(_orbax().path.atomicity.AtomicRenameTemporaryPath):
+        """orbax's write-to-tmp-then-rename directory (of a step, and of each item inside it),
+        with fault points just before the rename: written but not yet part of a checkpoint
+        (faults.py)."""
+
+        async def finalize(self, *args: Any, **kwargs: Any) -> None:
+            faults.hit("checkpoint.step_written" if self.get_final().name.isdigit()
+                       else "checkpoint.item_written")
+            await super().finalize(*args, **kwargs)
+
+    return _StepDirectory
 
 
 def _short(err: BaseException) -> str:
@@ -158,18 +173,19 @@ class Checkpointer:
         self.config_hash = config_hash
         self.max_to_keep = max_to_keep
         self.fsync = fsync
-        self._manager: ocp.CheckpointManager | None = None
+        self._manager: Any = None  # orbax CheckpointManager, made on first use
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _mgr(self) -> ocp.CheckpointManager:
+    def _mgr(self) -> Any:
         if self._manager is None:
+            ocp = _orbax()
             options = ocp.CheckpointManagerOptions(
                 max_to_keep=self.max_to_keep,
                 create=True,
                 enable_async_checkpointing=False,
                 cleanup_tmp_directories=True,  # leftovers of a crash mid-save
-                temporary_path_class=_StepDirectory,
+                temporary_path_class=_step_directory_class(),
             )
             self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
         return self._manager
@@ -230,6 +246,7 @@ class Checkpointer:
             "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         }
         manager = self._mgr()
+        ocp = _orbax()
         manager.reload()
         for step in sorted(manager.all_steps()):
             if step >= epoch:
@@ -264,6 +281,7 @@ class Checkpointer:
             return None
         target = jax.tree.map(_abstract_leaf, abstract_state)
         manager = self._mgr()
+        ocp = _orbax()
         for step in reversed(steps):
             path = self.step_path(step)
             try:

@@ -12,7 +12,6 @@ import operator
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 __all__ = [
     "AGGREGATED_METRICS",
@@ -85,6 +84,10 @@ def classification_metrics(probs, labels, threshold: float = 0.5) -> dict:
         raise ValueError("classification_metrics: no samples")
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("labels must be 0 or 1")
+    # Imported here: sklearn.metrics takes ~1 s to import, which `fembed run` would otherwise
+    # pay before its first epoch instead of after it.
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
     y = y.astype(np.int64)
     pred = (p >= threshold).astype(np.int64)
 

@@ -49,10 +49,19 @@ def test_cache_is_reused_and_keyed_by_code_version(cache, monkeypatch):
     cfg = DataConfig()
     first = tierstore.tier_frame(cfg, "a50")
     assert first.built and first.path.parent == cache and first.path.is_file()
-    assert sorted(p.name.split("-")[0] for p in cache.iterdir()) == ["a20", "a50"]  # lower tier cached too
+    assert sorted(p.name.split("-")[0] for p in cache.glob("*.parquet")) == ["a20", "a50"]  # lower tier too
     second = tierstore.tier_frame(cfg, "a50")
     assert not second.built and second.frame.equals(first.frame)
     assert not list(cache.glob("*.tmp"))
+    # The built-in source's identity is remembered: a cached tier loads without the raw data...
+    real_load_raw = tierstore.load_raw
+    monkeypatch.setattr(tierstore, "load_raw", lambda cfg: pytest.fail("raw data loaded"))
+    assert tierstore.tier_frame(cfg, "a50").source_id == first.source_id
+    # ...until the package that ships it changes version (then the raw data is hashed again).
+    monkeypatch.setattr(tierstore, "_arch_version", lambda: "another-version")
+    loads = []
+    monkeypatch.setattr(tierstore, "load_raw", lambda cfg: loads.append(1) or real_load_raw(cfg))
+    assert not tierstore.tier_frame(cfg, "a50").built and loads == [1]
     monkeypatch.setattr(tierstore, "CODE_VERSION", "test-bump")
     third = tierstore.tier_frame(cfg, "a50")
     assert third.built and third.path != first.path

@@ -66,3 +66,26 @@ def test_lf_p2_forms_two_groups_one_per_architecture():
     # the memory cap splits a group
     capped = make_groups(cfgs, lambda c: c, lambda c: counts[c.exp_id], max_params=3 * 866_089 * 5)
     assert [len(g) for g in capped] == [3, 3, 6]
+
+
+def test_finished_experiments_leave_the_program_on_cpu(monkeypatch):
+    """Once an experiment's seeds have all stopped, the others train in a smaller program (on a
+    CPU a frozen member costs as much as a training one); the results stay those of alone."""
+    data = DeviceData.from_dataset(synthetic_dataset())
+    cfgs = [tiny_config(exp_id="C-01", epochs=1), tiny_config(exp_id="C-02", epochs=3)]
+    sizes = []
+    original = Engine.train_epoch
+
+    def counting(self, params, opt_state, keys, *args, **kwargs):
+        sizes.append(int(keys.shape[0]))
+        return original(self, params, opt_state, keys, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "train_epoch", counting)
+    grouped = fit_group([Member(c, [42, 43]) for c in cfgs], data)
+    assert sizes == [4, 2, 2]  # C-01 left after its only epoch
+    monkeypatch.setattr(Engine, "train_epoch", original)
+    engine = Engine(cfgs[0], data)
+    for cfg, got in zip(cfgs, grouped):
+        alone = fit(cfg, data, [42, 43], engine=engine)
+        assert close(got.history, alone.history) and close(got.per_seed, alone.per_seed)
+        np.testing.assert_allclose(got.val_probs, alone.val_probs, rtol=1e-5, atol=1e-6)

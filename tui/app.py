@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from textual import work
+from textual.css.query import NoMatches
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -151,7 +152,10 @@ class FembedMonitor(App):
         self._experiments = model.experiments(self.registry.experiments, snap)
         self._queue_rows = model.queue_rows(self._experiments, snap, now)
         self._result_rows = model.result_rows(self._experiments, snap)
-        self.redraw()
+        try:
+            self.redraw()
+        except NoMatches:  # quitting while a poll landed: widgets went between check and draw
+            return
         self.polls += 1
 
     # -- drawing -----------------------------------------------------------------------------

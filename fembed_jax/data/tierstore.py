@@ -3,12 +3,19 @@
 Cache files: <cache_dir>/<tier>-<source sha256[:16]>-v<CODE_VERSION>.parquet. The key changes when
 the raw data (or VIX) or the feature code version changes, so a stale file is never read; it is
 simply not found and the tier is rebuilt. Writes are atomic.
+
+The built-in source's identity (its content hash) is remembered in
+<cache_dir>/builtin-source-v<CODE_VERSION>.json with the version of the `arch` package that ships
+the data: while that version is installed and the tiers are cached, a run reads its tier
+without loading the raw data (importing `arch` alone takes over a second).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -55,7 +62,15 @@ def build_and_cache(
     """
     if cfg.tier_dir is not None:
         return {t: _from_tier_dir(cfg, t) for t in tiers}
+    known = None if force else _known_builtin(cfg)
+    if known is not None:
+        sid = source_id_for(known)
+        frames = {t: read_cached(cache_path(cfg, known, t), feature_names(t)) for t in tiers}
+        if all(frame is not None for frame in frames.values()):
+            return {t: TierFrame(t, frames[t], feature_names(t), sid, cache_path(cfg, known, t), built=False)
+                    for t in tiers}
     src = load_raw(cfg)
+    _remember_builtin(cfg, src)
     sid = source_id_for(src)
     out: dict[str, TierFrame] = {}
     missing = []
@@ -79,6 +94,57 @@ def build_and_cache(
             if tier in missing:
                 out[tier] = TierFrame(tier, frame, feature_names(tier), sid, path, built=True)
     return {t: out[t] for t in tiers}
+
+
+@dataclasses.dataclass(frozen=True)
+class _KnownSource:
+    """What the cache key and source id need of a RawSource, without its frame."""
+
+    label: str
+    vix_kind: str
+    content_hash: str
+
+
+def _builtin_memo(cfg: DataConfig) -> Path | None:
+    if cfg.source != "builtin" or cfg.vix is not None:
+        return None
+    return cfg.resolved_cache_dir() / f"builtin-source-v{CODE_VERSION}.json"
+
+
+def _arch_version() -> str | None:
+    try:
+        return metadata.version("arch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _known_builtin(cfg: DataConfig) -> _KnownSource | None:
+    memo = _builtin_memo(cfg)
+    try:
+        data = json.loads(memo.read_text()) if memo is not None else None
+    except (OSError, ValueError):
+        return None  # missing or damaged: load the raw data (and write it again)
+    if not isinstance(data, dict) or data.get("arch") != _arch_version() or data.get("arch") is None:
+        return None
+    try:
+        return _KnownSource(str(data["label"]), str(data["vix_kind"]), str(data["content_hash"]))
+    except KeyError:
+        return None
+
+
+def _remember_builtin(cfg: DataConfig, src: RawSource) -> None:
+    memo = _builtin_memo(cfg)
+    if memo is None or _arch_version() is None:
+        return
+    from fembed_jax.results_io import atomic_write_text
+
+    record = {"arch": _arch_version(), "label": src.label, "vix_kind": src.vix_kind,
+              "content_hash": src.content_hash}
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(memo, json.dumps(record))
+    except OSError:  # a read-only cache only costs the raw load next time
+        pass
 
 
 def tier_frame(cfg: DataConfig, tier: str) -> TierFrame:

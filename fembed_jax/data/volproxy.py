@@ -20,7 +20,6 @@ variance risk premium, so the "VRP" features built on it read "model-implied min
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 GARCH_ALPHA = 0.09
 GARCH_BETA = 0.89
@@ -37,6 +36,8 @@ def garch_vol_proxy(close: np.ndarray) -> np.ndarray:
     long_run = np.cumsum(r**2) / np.arange(1, r.size + 1)
     drive = (1.0 - GARCH_ALPHA - GARCH_BETA) * long_run + GARCH_ALPHA * r**2
     # sigma2_{t+1} = drive_t + beta * sigma2_t, started from sigma2 = L_1.
+    from scipy.signal import lfilter  # here: importing scipy.signal costs ~0.8 s at start-up
+
     sigma2_next = lfilter([1.0], [1.0, -GARCH_BETA], drive, zi=[GARCH_BETA * long_run[0]])[0]
     decay = np.mean((GARCH_ALPHA + GARCH_BETA) ** np.arange(HORIZON_DAYS))
     mean_var = long_run + (sigma2_next - long_run) * decay

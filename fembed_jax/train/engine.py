@@ -101,6 +101,7 @@ class Engine:
         self._window = jnp.arange(cfg.context_length, dtype=jnp.int32)
         devices = list(devices) if devices else [jax.devices()[0]]
         self.num_devices = len(devices)
+        self.platform = devices[0].platform  # "cpu", "gpu", "tpu"
         self.mesh = None
         if self.num_devices > 1:
             # Auto axes: the default explicit axes reject the reshapes inside the model (jax 0.10).

@@ -18,7 +18,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from fembed_jax import faults, metrics
 from fembed_jax.config import ExperimentConfig
@@ -90,11 +89,19 @@ class _Track:
     next_epoch: int = 0
     resumed_from: int | None = None
     started: float = 0.0
+    home: tuple[int, int] = (0, 0)  # its slice in the group's first (full) program
+    parked: Any = None  # host copy of (params, best) rows once it left the program
+
+    @property
+    def finished(self) -> bool:
+        return self.next_epoch >= self.member.cfg.epochs or not self.stop.active.any()
 
 
 def safe_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
     if len(np.unique(labels)) < 2 or not np.all(np.isfinite(probs)):
         return None
+    from sklearn.metrics import roc_auc_score  # ~1 s to import: after the first epoch, not before
+
     return float(roc_auc_score(labels, probs))
 
 
@@ -131,6 +138,11 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
 
     Results equal those of fitting each experiment alone with the same seeds: every member has
     its own keys, epoch counter, hyperparameters and early stopping.
+
+    On a CPU, an experiment whose seeds have all stopped leaves the program: the others go on in
+    a smaller one (one more compilation, cached on disk), because there a frozen member costs
+    as much as a training one. On an accelerator, where frozen members cost little and a
+    compilation costs more, the program keeps its size.
     """
     engine = engine or Engine(members[0].cfg, data, devices=devices)
     seeds = [s for m in members for s in m.seeds]
@@ -148,15 +160,26 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     tracks, lo = [], 0
     for m in members:
         tracks.append(_Track(m, lo, lo + len(m.seeds), StopState.fresh(len(m.seeds)), [],
-                             started=time.monotonic()))
+                             started=time.monotonic(), home=(lo, lo + len(m.seeds))))
         lo += len(m.seeds)
     params, opt_state, best = _restore(tracks, params, opt_state, best, keys, engine)
+    full_n, full_hparams = n, hparams
+    compact = engine.platform == "cpu"
+    live = list(tracks)
 
     val_labels = np.asarray(data.labels["val"])
     while True:
+        leaving = [t for t in live if t.finished]
+        if compact and leaving and len(leaving) < len(live):
+            for t in leaving:
+                t.parked = jax.device_get((_rows(params, t.lo, t.hi), _rows(best, t.lo, t.hi)))
+            live = [t for t in live if not t.finished]
+            params, opt_state, best, keys, hparams = _compacted(live, engine, params, opt_state,
+                                                                best, keys, hparams)
+            n = keys.shape[0]
         active = np.zeros(n, bool)
         epochs = np.zeros(n, np.int32)
-        for t in tracks:
+        for t in live:
             if t.next_epoch < t.member.cfg.epochs:
                 active[t.lo:t.hi] = t.stop.active
                 epochs[t.lo:t.hi] = t.next_epoch
@@ -169,7 +192,7 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
         train_loss = np.asarray(train_loss)
         improved = np.zeros(n, bool)
         reports = []
-        for t in tracks:
+        for t in live:
             trained = active[t.lo:t.hi].copy()
             if not trained.any():
                 continue
@@ -198,16 +221,30 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
                 t.member.checkpointer.save(report.epoch, state,
                                            {"history": t.history, "seeds": t.member.seeds})
             faults.hit("fit.epoch_done")
-        if should_stop is not None and should_stop() and any(
-                t.next_epoch < t.member.cfg.epochs and t.stop.active.any() for t in tracks):
+        if should_stop is not None and should_stop() and any(not t.finished for t in live):
             raise Interrupted(max(r.epoch for _, r in reports))
 
-    selected = _selected(tracks, params, best, n)
-    val_probs, _ = engine.evaluate(selected, "val", hparams)
+    # Every experiment's selected weights back in their places of the first program, which
+    # scores them all at once.
+    selected = _selected(tracks, params, best, full_n, engine)
+    val_probs, _ = engine.evaluate(selected, "val", full_hparams)
     test = None
     if evaluate_test and data.size("test") > 0:
-        test = engine.evaluate(selected, "test", hparams)[0], np.asarray(data.labels["test"])
+        test = engine.evaluate(selected, "test", full_hparams)[0], np.asarray(data.labels["test"])
     return [_result(t, val_probs, val_labels, test) for t in tracks]
+
+
+def _compacted(live, engine, params, opt_state, best, keys, hparams):
+    """The state of the `live` experiments only, in a program of their size (padded to the
+    device count with inactive copies of the last row); their slices are renumbered."""
+    rows = [k for t in live for k in range(t.lo, t.hi)]
+    rows += [rows[-1]] * ((-len(rows)) % engine.num_devices)
+    lo = 0
+    for t in live:
+        t.lo, t.hi, lo = lo, lo + (t.hi - t.lo), lo + (t.hi - t.lo)
+    index = jnp.asarray(rows)
+    take = lambda tree: engine.shard(jax.tree.map(lambda x: jnp.asarray(x)[index], tree))  # noqa: E731
+    return take(params), take(opt_state), take(best), take(keys), take(hparams)
 
 
 def _restore(tracks, params, opt_state, best, keys, engine):
@@ -237,15 +274,24 @@ def _restore(tracks, params, opt_state, best, keys, engine):
     return tuple(engine.shard(jax.tree.map(np.asarray, tree)) for tree in host)
 
 
-def _selected(tracks, params, best, n):
-    use_best = np.zeros(n, bool)
+def _selected(tracks, params, best, n, engine):
+    """(n, ...) selected weights ("best" or "last" per experiment) in the first program's order;
+    filler rows repeat the last experiment's last row."""
+    live_params, live_best = jax.device_get((params, best))
+    parts = []
     for t in tracks:
-        use_best[t.lo:t.hi] = t.member.cfg.selection == "best"
-    return select_members(use_best, best, params)
+        last, best_rows = t.parked if t.parked is not None else (
+            _rows(live_params, t.lo, t.hi), _rows(live_best, t.lo, t.hi))
+        parts.append(best_rows if t.member.cfg.selection == "best" else last)
+    whole = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+    filler = n - sum(t.home[1] - t.home[0] for t in tracks)
+    if filler:
+        whole = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], filler, axis=0)]), whole)
+    return engine.shard(whole)
 
 
 def _result(t: _Track, val_probs, val_labels, test) -> FitResult:
-    seeds, k_all = t.member.seeds, range(t.lo, t.hi)
+    seeds, k_all = t.member.seeds, range(*t.home)
     per_seed = []
     for i, k in enumerate(k_all):
         m = metrics.classification_metrics(val_probs[k], val_labels)
@@ -265,5 +311,5 @@ def _result(t: _Track, val_probs, val_labels, test) -> FitResult:
     healthy = [m for m in per_seed if not m["diverged"]] or per_seed  # a diverged seed says nothing
     return FitResult(seeds=list(seeds), stop=t.stop, epochs_run=epochs_run, per_seed=per_seed,
                      aggregate=metrics.aggregate_seeds(healthy), last=last, history=t.history,
-                     val_probs=val_probs[t.lo:t.hi], test_metrics=test_metrics,
+                     val_probs=val_probs[t.home[0]:t.home[1]], test_metrics=test_metrics,
                      seconds=time.monotonic() - t.started, resumed_from=t.resumed_from)

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from reliability_harness import (assert_nothing_half_written_is_valid, assert_same_outcome, comparable,
+from reliability_harness import (assert_close_to_reference, assert_same_outcome, comparable,
                                  fembed, fembed_cmd, fembed_inprocess, left_behind, make_project, report,
                                  results_path, store_path, store_rows, subprocess_env)
 
@@ -144,7 +144,8 @@ def test_three_runners_train_every_experiment_exactly_once_while_readers_poll(tm
     assert sorted({(r["exp_id"], r["epoch"]) for r in epochs}) == [(e, k) for e in ALL for k in range(3)]
     state = left_behind(tmp_path)
     assert not state["tmp_files"] and not any(state["tmp_steps"].values())
-    assert_nothing_half_written_is_valid(tmp_path, reference)  # TT-01, TT-02 equal the reference
+    # TT-01 may have shared a program with TT-03 (same structure): equal up to the last bits.
+    assert_close_to_reference(tmp_path, reference)
     for exp_id in ALL:
         assert len(comparable(json.loads(results_path(tmp_path, exp_id).read_text()))["history"]) == 3
     report("concurrency", runners=RUNNERS, experiments=len(ALL), trained_by_runner=[sorted(t) for t in trained],
