@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -21,19 +19,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "python": sys.version.split()[0]}
+sys.path.insert(0, str(HERE))
+import benchlib  # noqa: E402  (the machine block every result file shares)
 
 
 def versions() -> dict:
@@ -80,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     med = statistics.median
     result = {
         "benchmark": "build all five feature tiers from raw built-in data (arch S&P 500 1999-2018, 5,031 rows)",
-        "machine": machine(),
+        "machine": benchlib.machine(),
         "versions": versions(),
         "repeats": args.repeats,
         "statistic": "median",

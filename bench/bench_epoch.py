@@ -19,8 +19,7 @@ Modes (--which, comma separated; --all = all of them):
   compile   cold compile (empty persistent cache) and a rerun with the warm cache, engine level
   startup   `fembed run --exp-id FE-06 --epochs 2 --seeds 1` twice, fresh processes, one FEMBED_CACHE
   memory    peak RSS per model (bench/bench_memory.py)
-  grouping  `fembed run --priority LF-P2` vs the same experiments one by one (compilations, wall);
-            in --all only once benchlib.GROUPING_READY is True (grouping is being implemented)
+  grouping  `fembed run --priority LF-P2` vs the same experiments one by one (compilations, wall)
   others    bench/bench_data_build.py and bench/bench_ae19_memory.py (when present)
 Results: bench/results/{epoch,seeds_vmap,compile,startup,memory,grouping}.json; BENCHMARKS.md is
 regenerated from all result files (bench/render_benchmarks.py) unless --no-render.
@@ -510,7 +509,7 @@ def parse_args(argv):
     args.seeds_devices = [int(d) for d in args.seeds_devices.split(",") if d]
     args.torch_extra_threads = [int(t) for t in args.torch_extra_threads.split(",") if t]
     if args.all:
-        modes = [m for m in MODES if m != "grouping" or benchlib.GROUPING_READY]
+        modes = list(MODES)
     else:
         modes = [m for m in args.which.split(",") if m]
     unknown = [m for m in modes if m not in MODES]

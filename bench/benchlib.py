@@ -22,11 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-RESULT_TAG = "BENCH_RESULT "
-# Flip to True once `fembed run --priority` groups experiments into shared programs: then
-# `bench_epoch.py --all` includes the grouping benchmark and BENCHMARKS.md judges its target
-# (until then the row reads "pending"; `--which grouping` still measures the plain queue).
-GROUPING_READY = True  # a worker prints its result on one line that starts with this
+RESULT_TAG = "BENCH_RESULT "  # a worker prints its result on one line that starts with this
 
 
 def machine() -> dict:

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import GROUPING_READY  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -149,13 +148,13 @@ def section_targets(r: dict) -> str:
         rows.append("| K=8 per-seed-epoch ≤ 0.8 × K=1 (CPU) | - | not measured |")
     if grouping and grouping.get("wall_ratio") is not None:
         g = grouping["grouped"]
-        status = verdict(grouping["target"]["met"]) if GROUPING_READY else "pending (grouping not in yet)"
+        status = verdict(grouping["target"]["met"])
         rows.append(f"| `fembed run --priority LF-P2`: 2 compilations, wall ≤ 0.5 × one by one | "
                     f"{g['train_program_compilations']} train-program compilations, wall ratio "
                     f"{grouping['wall_ratio']:.2f} | {status} |")
     else:
-        rows.append("| `fembed run --priority LF-P2`: 2 compilations, wall ≤ 0.5 × one by one | pending "
-                    "(grouping is being implemented): `python bench/bench_epoch.py --which grouping` | pending |")
+        rows.append("| `fembed run --priority LF-P2`: 2 compilations, wall ≤ 0.5 × one by one | - "
+                    "| not measured |")
     if startup and startup.get("phases", {}).get("warm", {}).get("launch_to_first_epoch_start_seconds"):
         warm = startup["phases"]["warm"]["launch_to_first_epoch_start_seconds"]
         rows.append(f"| rerun with a warm cache: first epoch starts ≤ 5 s after launch | "
@@ -317,33 +316,18 @@ def section_memory(r: dict | None, ae19: dict | None) -> str:
 
 def section_grouping(r: dict | None) -> str:
     out = ["## 5. Priority grouping: `fembed run --priority LF-P2`", ""]
-    if not r or not GROUPING_READY:
-        out += ["**Pending** — the lead is implementing grouping (experiments that share an "
-                "architecture trained in one compiled program). Target: 2 compilations (one per "
-                "architecture: FE-06-like a100 and FE-50-like a500) and wall ≤ 0.5 × running the 12 "
-                "experiments one by one. Command: `python bench/bench_epoch.py --which grouping` "
-                "(runs `fembed run --priority LF-P2 --epochs 1 --seeds 1` once and `fembed run "
-                "--exp-id ID ...` per experiment, fresh processes, empty caches; counts "
-                "persistent-cache misses of train-epoch programs). Set `GROUPING_READY = True` in "
-                "bench/benchlib.py when grouping lands: `--all` then includes it and this section "
-                "judges the target.", ""]
-        if not r:
-            return "\n".join(out)
-        out += ["Baseline measured before grouping (the plain sequential queue). The train program "
-                "is already compiled only twice: experiments of one architecture differ only in loss "
-                "hyperparameters, which the engine passes as arrays, so the persistent cache shares "
-                "their programs (one process or twelve); what remains per experiment is tracing, "
-                "lowering and cache loads, start-up, data and checkpoints.", ""]
+    if not r:
+        return "\n".join(out) + "\n" + missing("grouping.json", "python bench/bench_epoch.py --which grouping")
     g, o = r["grouped"], r["one_by_one"]
     out += [f"{r['command_grouped']} vs {r['command_one_by_one']}. {load_note(r)}", "",
             "| run | processes | train-program compilations | programs compiled | compile s | wall s |",
             "|---|---|---|---|---|---|",
-            f"| {'grouped' if GROUPING_READY else '--priority, one process'} | {g['processes']} | {g['train_program_compilations']} | {len(g['programs_compiled'])} | "
+            f"| grouped | {g['processes']} | {g['train_program_compilations']} | {len(g['programs_compiled'])} | "
             f"{s(g['compile_seconds'], 1)} | {s(g['wall_seconds'], 1)} |",
             f"| one by one | {o['processes']} | {o['train_program_compilations']} | {len(o['programs_compiled'])} | "
             f"{s(o['compile_seconds'], 1)} | {s(o['wall_seconds'], 1)} |", "",
             f"Wall ratio grouped / one by one: {s(r['wall_ratio'], 2)}; target 2 compilations and ≤ 0.5: "
-            f"{verdict(r['target']['met']) if GROUPING_READY else 'pending'}.", ""]
+            f"{verdict(r['target']['met'])}.", ""]
     return "\n".join(out)
 
 
