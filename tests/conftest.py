@@ -22,6 +22,15 @@ def pytest_configure(config):
 
 
 @pytest.fixture
+def shared_cache(tmp_path_factory, monkeypatch):
+    """FEMBED_CACHE for end-to-end runs: one folder per session (data tiers, parameter counts,
+    compiled programs), as a user's .cache/ would be."""
+    cache = tmp_path_factory.getbasetemp() / "fembed-cache"
+    monkeypatch.setenv("FEMBED_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
 def tiny_data():
     from fembed_jax.train.engine import DeviceData
 

@@ -13,11 +13,7 @@ from fembed_jax.store import RunStore
 from test_report import make_tiny_project
 
 
-@pytest.fixture(autouse=True)
-def shared_cache(tmp_path_factory, monkeypatch):
-    """The session's data and compiled-program cache (as test_runner.py and test_report.py)."""
-    monkeypatch.setenv("FEMBED_CACHE", str(tmp_path_factory.getbasetemp() / "fembed-cache"))
-
+pytestmark = pytest.mark.usefixtures("shared_cache")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory):

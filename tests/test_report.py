@@ -66,13 +66,7 @@ description = "never run"
 _PROJECT: dict[str, Path] = {}
 
 
-@pytest.fixture(autouse=True)
-def shared_cache(tmp_path_factory, monkeypatch):
-    """Data and compiled programs cached once per test session (as test_runner.py does)."""
-    cache = tmp_path_factory.getbasetemp() / "fembed-cache"
-    monkeypatch.setenv("FEMBED_CACHE", str(cache))
-    return cache
-
+pytestmark = pytest.mark.usefixtures("shared_cache")  # tests/conftest.py
 
 def _make_project(root: Path, cache: Path) -> Path:
     """Run P1 (the runner saves each run's val_predictions.npz) and import the legacy files."""

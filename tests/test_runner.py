@@ -40,13 +40,7 @@ def make_project(root: Path, epochs: int = 2) -> Path:
     return write_project(root, tiny_registry(TINY_EXPERIMENTS, epochs=epochs))
 
 
-@pytest.fixture(autouse=True)
-def shared_cache(tmp_path_factory, monkeypatch):
-    """Data and compiled programs cached once per test session (as a user's .cache/ would)."""
-    cache = tmp_path_factory.getbasetemp() / "fembed-cache"
-    monkeypatch.setenv("FEMBED_CACHE", str(cache))
-    return cache
-
+pytestmark = pytest.mark.usefixtures("shared_cache")  # tests/conftest.py
 
 def results_of(root: Path, exp_id: str) -> dict:
     return json.loads((root / "outputs" / exp_id / "results.json").read_text())

@@ -42,12 +42,7 @@ description = "bce, another structure"
 """
 
 
-@pytest.fixture(autouse=True)
-def shared_cache(tmp_path_factory, monkeypatch):
-    cache = tmp_path_factory.getbasetemp() / "fembed-cache"
-    monkeypatch.setenv("FEMBED_CACHE", str(cache))
-    return cache
-
+pytestmark = pytest.mark.usefixtures("shared_cache")  # tests/conftest.py
 
 def project(root: Path) -> Path:
     return write_project(root, tiny_registry(GROUP_EXPERIMENTS))

@@ -53,12 +53,7 @@ def results(root: Path, exp_id: str) -> dict:
     return json.loads((root / "outputs" / exp_id / "results.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def shared_cache(tmp_path_factory, monkeypatch):
-    cache = tmp_path_factory.getbasetemp() / "fembed-cache"
-    monkeypatch.setenv("FEMBED_CACHE", str(cache))
-    return cache
-
+pytestmark = pytest.mark.usefixtures("shared_cache")  # tests/conftest.py
 
 def test_four_host_devices_give_the_results_of_one(tmp_path, shared_cache):
     one, four = tmp_path / "one", tmp_path / "four"
