@@ -8,6 +8,8 @@ invalid registry: ``load_registry`` raises ``RegistryError`` instead of returnin
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import difflib
 import math
 import os
 import re
@@ -21,9 +23,10 @@ from fembed_jax.config import CONFIG_FIELDS, ExperimentConfig, default_early_sto
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = REPO_ROOT / "registry" / "experiments.toml"
 
-ID_PATTERN = re.compile(r"^[A-Z]{2,4}-\d{1,4}$")
+# Used with fullmatch and [0-9]: `$` lets "FE-68\n" through and \d takes any script's digits (FE-٦٨).
+ID_PATTERN = re.compile(r"[A-Z]{2,4}-[0-9]{1,4}")
 # P1..P12 (FE), LF-P1.., AE-P1..; a new family may use its own 2-4 letter prefix (XX-P3).
-PRIORITY_PATTERN = re.compile(r"^(?:[A-Z]{2,4}-)?P\d{1,3}$")
+PRIORITY_PATTERN = re.compile(r"(?:[A-Z]{2,4}-)?P[0-9]{1,3}")
 
 EMBEDDING_TYPES = ("none", "linear", "progressive", "bottleneck", "variational", "multihead",
                    "gated_residual", "attention")
@@ -49,9 +52,19 @@ DEFAULT_KEYS = frozenset(set(CONFIG_FIELDS) - _DERIVED - {"priority", "tier", "d
                                                          "embedding_params", "loss_params"})
 TOP_LEVEL_KEYS = frozenset({"defaults", "tiers", "data", "experiments"})
 TIER_KEYS = frozenset({"features", "file"})
+# DataConfig's fields, spelled out so loading a registry does not import pandas (a test keeps them equal).
+DATA_KEYS = ("source", "vix", "tier_dir", "tier_files", "val_start", "test_start", "cache_dir")
 
-_INT_FIELDS = {"d_embed", "d_model", "n_layers", "n_heads", "d_ff", "batch_size", "epochs",
-               "context_length", "patch_length", "stride", "patience", "horizon", "seeds"}
+# Sanity bounds on every size, far above what the suite uses (d_model <= 1024, n_layers <= 20,
+# d_ff <= 4096, 500 features) yet low enough that a typo (an extra zero, 2**62) is reported here
+# with its line instead of surfacing as an overflow or an allocation failure inside the model build.
+_INT_MAX = {"d_embed": 65536, "d_model": 65536, "n_layers": 64, "n_heads": 65536, "d_ff": 262144,
+            "batch_size": 1_000_000, "epochs": 100_000, "context_length": 100_000,
+            "patch_length": 100_000, "stride": 100_000, "patience": 100_000, "horizon": 10_000,
+            "seeds": 1024}
+_EMBED_INT_MAX = {"num_layers": 64, "num_heads": 1024, "head_dim": 65536, "latent_dim": 65536,
+                  "hidden_dim": 262144}
+MAX_FEATURES = 65536
 _FLOAT_FIELDS = {"dropout", "head_dropout", "weight_decay", "learning_rate", "min_delta"}
 _STR_FIELDS = {"priority", "tier", "description", "loss", "embedding", "early_stop_metric",
                "task", "selection"}
@@ -97,16 +110,25 @@ class Registry:
                tiers: Iterable[str] = (), losses: Iterable[str] = (),
                embeddings: Iterable[str] = ()) -> list[ExperimentConfig]:
         """Experiments matching every given filter (a filter left empty matches all), in
-        registry order. Unknown priorities or ids raise KeyError naming them."""
-        priorities, exp_ids = list(priorities), list(exp_ids)
-        unknown = [p for p in priorities if p not in self.priorities]
-        unknown += [e for e in exp_ids if e not in self]
-        if unknown:
-            raise KeyError(f"{self.path}: unknown priority or experiment id: {', '.join(unknown)}")
-        filters = [(priorities, "priority"), (exp_ids, "exp_id"), (list(tiers), "tier"),
-                   (list(losses), "loss"), (list(embeddings), "embedding")]
+        registry order. A value nothing could match (an unknown priority, id, tier, loss or
+        embedding) raises KeyError naming all of them; valid filters that match nothing give []."""
+        from fembed_jax.losses import LOSS_NAMES
+
+        filters = {"priority": list(priorities), "exp_id": list(exp_ids), "tier": list(tiers),
+                   "loss": list(losses), "embedding": list(embeddings)}
+        named = [(v, self.priorities) for v in filters["priority"]]
+        named += [(v, [cfg.exp_id for cfg in self.experiments]) for v in filters["exp_id"]]
+        unknown = [v + (f" (did you mean {' or '.join(close)}?)" if (close := _close(v, known)) else "")
+                   for v, known in named if v not in known]
+        problems = [f"unknown priority or experiment id: {', '.join(unknown)}"] if unknown else []
+        for name, known in (("tier", list(self.tiers)), ("loss", list(LOSS_NAMES)),
+                            ("embedding", list(EMBEDDING_TYPES))):
+            problems += [_unknown(f"{name} filter: unknown {name} {v!r}", v, known)
+                         for v in filters[name] if v not in known]
+        if problems:
+            raise KeyError(f"{self.path}: " + "; ".join(problems))
         return [cfg for cfg in self.experiments
-                if all(not wanted or getattr(cfg, field) in wanted for wanted, field in filters)]
+                if all(not wanted or getattr(cfg, field) in wanted for field, wanted in filters.items())]
 
 
 def default_registry_path() -> Path:
@@ -122,7 +144,7 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
         raise RegistryError([f"{path}: cannot read the registry: {exc.strerror or exc}"]) from exc
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer past Python's 4300-digit limit
         raise RegistryError([f"{path}: not valid TOML: {exc}"]) from exc
     return _Validator(path, text, raw).run()
 
@@ -131,6 +153,7 @@ class _Validator:
     def __init__(self, path: Path, text: str, raw: dict):
         self.path, self.raw = path, raw
         self.errors: list[str] = []
+        self.broken_tiers: set[str] = set()  # defined but invalid: reported once, where defined
         self.lines = text.splitlines()
         self.block_starts = [i for i, line in enumerate(self.lines)
                              if line.strip().startswith("[[experiments]]")]
@@ -155,6 +178,16 @@ class _Validator:
                 return i + 1
         return None
 
+    def _line_of_key(self, header: str, key: str) -> int | None:
+        """1-based line of `key` in the table [header], else of the header."""
+        start = self._line_of_table(header)
+        for i in range(start or len(self.lines), len(self.lines)):
+            if self.lines[i].lstrip().startswith("["):
+                break
+            if re.match(rf"""\s*["']?{re.escape(key)}["']?\s*=""", self.lines[i]):
+                return i + 1
+        return start
+
     def error(self, message: str, exp_id: str | None = None, field: str | None = None,
               index: int | None = None, line: int | None = None) -> None:
         line = line if line is not None else self._line_of(index, field)
@@ -167,13 +200,10 @@ class _Validator:
     def run(self) -> Registry:
         for key in self.raw:
             if key not in TOP_LEVEL_KEYS:
-                self.error(f"unknown top-level table '{key}' (known: {', '.join(sorted(TOP_LEVEL_KEYS))})")
+                self.error(_unknown(f"unknown top-level table '{key}'", key, sorted(TOP_LEVEL_KEYS)))
         defaults = self._defaults()
         tiers = self._tiers()
-        data = self.raw.get("data", {})
-        if not isinstance(data, dict):
-            self.error("[data] must be a table")
-            data = {}
+        data = self._data()
         experiments = self.raw.get("experiments", [])
         if not isinstance(experiments, list) or not experiments:
             self.error("no [[experiments]] defined")
@@ -194,16 +224,23 @@ class _Validator:
         return Registry(self.path, tuple(configs), tiers, dict(data), defaults)
 
     def _defaults(self) -> dict[str, Any]:
+        """[defaults] checked once, so a bad default is one message, not one per experiment."""
         table = self.raw.get("defaults", {})
-        line = self._line_of_table("defaults")
         if not isinstance(table, dict):
-            self.error("[defaults] must be a table", line=line)
+            self.error("[defaults] must be a table", line=self._line_of_table("defaults"))
             return {}
-        for key in table:
+        kept = {}
+        for key, value in table.items():
+            line = self._line_of_key("defaults", key)
             if key not in DEFAULT_KEYS:
-                self.error(f"unknown key in [defaults] (known: {', '.join(sorted(DEFAULT_KEYS))})",
-                           field=key, line=line)
-        return {k: v for k, v in table.items() if k in DEFAULT_KEYS}
+                self.error(_unknown("unknown key", key, sorted(DEFAULT_KEYS)), "[defaults]", key, line=line)
+                continue
+            problems = _value_problems(key, value)
+            for field, problem in problems:
+                self.error(problem, "[defaults]", field, line=line)
+            if not problems:
+                kept[key] = value
+        return kept
 
     def _tiers(self) -> dict[str, TierSpec]:
         table = self.raw.get("tiers", {})
@@ -211,6 +248,7 @@ class _Validator:
             self.error("[tiers] must define at least one tier")
             return {}
         tiers = {}
+        self.broken_tiers = set(table)
         for name, spec in table.items():
             line = self._line_of_table(f"tiers.{name}")
             if not isinstance(spec, dict):
@@ -218,42 +256,72 @@ class _Validator:
                 continue
             for key in spec:
                 if key not in TIER_KEYS:
-                    self.error(f"unknown key in tier '{name}' (known: features, file)", field=key, line=line)
+                    self.error(_unknown(f"unknown key in tier '{name}'", key, sorted(TIER_KEYS)),
+                               field=key, line=self._line_of_key(f"tiers.{name}", key))
             features = spec.get("features")
-            if not _is_int(features) or features <= 0:
-                self.error(f"tier '{name}' needs a positive integer 'features', got {features!r}",
-                           field="features", line=line)
+            if not _is_int(features) or not 0 < features <= MAX_FEATURES:
+                self.error(f"tier '{name}' needs an integer 'features' in 1..{MAX_FEATURES} "
+                           f"(a sanity bound), got {features!r}", field="features",
+                           line=self._line_of_key(f"tiers.{name}", "features"))
                 continue
             tiers[name] = TierSpec(name, features, spec.get("file"))
+            self.broken_tiers.discard(name)
         return tiers
+
+    def _data(self) -> dict[str, Any]:
+        """What of [data] can be told from the table alone, with lines; DataConfig checks the rest."""
+        table = self.raw.get("data", {})
+        if not isinstance(table, dict):
+            self.error("[data] must be a table")
+            return {}
+
+        def err(msg, key):
+            self.error(msg, "[data]", key, line=self._line_of_key("data", key))
+        for key, value in table.items():
+            if key not in DATA_KEYS:
+                err(_unknown("unknown key", key, DATA_KEYS), key)
+            elif key in ("val_start", "test_start"):
+                if _as_date(value) is None:
+                    err(f"is not a date, got {value!r}", key)
+            elif key != "tier_files" and not isinstance(value, str):
+                err(f"must be a string, got {value!r}", key)
+        val, test = _as_date(table.get("val_start")), _as_date(table.get("test_start"))
+        if val and test and val >= test:
+            err(f"must be before test_start {test}, got {val}", "val_start")
+        return table
 
     def _experiment(self, index: int, entry: Any, defaults: dict, tiers: dict) -> ExperimentConfig | None:
         if not isinstance(entry, dict):
             self.error("each [[experiments]] entry must be a table", index=index)
             return None
         exp_id = entry.get("id")
-        if not isinstance(exp_id, str) or not ID_PATTERN.match(exp_id):
+        if not isinstance(exp_id, str) or not ID_PATTERN.fullmatch(exp_id):
             self.error(f"id must look like 'FE-01' (letters-dash-digits), got {exp_id!r}",
                        field="id", index=index)
             exp_id = str(exp_id)
         err = lambda msg, field=None: self.error(msg, exp_id, field, index)  # noqa: E731
 
-        for key in entry:
+        ok = True
+        for key, value in entry.items():
             if key not in EXPERIMENT_KEYS:
-                err(f"unknown key (known: {', '.join(sorted(EXPERIMENT_KEYS))})", key)
+                err(_unknown("unknown key", key, sorted(EXPERIMENT_KEYS)), key)
+            elif key != "id":
+                for field, problem in _value_problems(key, value):
+                    err(problem, field)
+                    ok = False
         for key in ("priority", "tier"):
             if key not in entry:
                 err("missing (required)", key)
         merged = {**defaults, **{k: v for k, v in entry.items() if k in EXPERIMENT_KEYS and k != "id"}}
 
-        ok = self._check_types(merged, err)
         priority = merged.get("priority")
-        if isinstance(priority, str) and not PRIORITY_PATTERN.match(priority):
+        if isinstance(priority, str) and not PRIORITY_PATTERN.fullmatch(priority):
             err(f"unknown priority pattern {priority!r} (expected P<n> or <FAMILY>-P<n>, e.g. LF-P3)",
                 "priority")
         tier = merged.get("tier")
         if isinstance(tier, str) and tier not in tiers:
-            err(f"unknown tier {tier!r} (known: {', '.join(tiers)})", "tier")
+            if tier not in self.broken_tiers:
+                err(_unknown(f"unknown tier {tier!r}", tier, tiers), "tier")
             ok = False
         if not ok or "priority" not in merged or "tier" not in merged:
             return None
@@ -274,44 +342,12 @@ class _Validator:
             err(str(exc))
             return None
 
-    def _check_types(self, merged: dict, err) -> bool:
-        ok = True
-        for key, value in merged.items():
-            if key in ("loss_params", "embedding_params"):
-                if not isinstance(value, dict):
-                    err(f"must be a table such as {{ gamma = 2.0 }}, got {value!r}", key)
-                    ok = False
-            elif key in _INT_FIELDS and not _is_int(value):
-                err(f"must be an integer, got {value!r}", key)
-                ok = False
-            elif key in _FLOAT_FIELDS and not (_is_number(value) and math.isfinite(value)):
-                err(f"must be a finite number, got {value!r}", key)
-                ok = False
-            elif key in _STR_FIELDS and not isinstance(value, str):
-                err(f"must be a string, got {value!r}", key)
-                ok = False
-            elif key == "use_revin" and not isinstance(value, bool):
-                err(f"must be true or false, got {value!r}", key)
-                ok = False
-        return ok
-
     def _check_values(self, m: dict, err) -> None:
-        for key in ("d_model", "n_layers", "n_heads", "d_ff", "batch_size", "epochs",
-                    "context_length", "patch_length", "stride", "patience", "horizon", "seeds"):
-            if key in m and m[key] <= 0:
-                err(f"must be positive, got {m[key]}", key)
-        if m.get("d_embed") is not None and m["d_embed"] <= 0:
-            err(f"must be positive, got {m['d_embed']}", "d_embed")
-        for key in ("dropout", "head_dropout"):
-            if key in m and not 0.0 <= m[key] < 1.0:
-                err(f"must be in [0, 1), got {m[key]}", key)
-        if "learning_rate" in m and m["learning_rate"] <= 0:
-            err(f"must be positive, got {m['learning_rate']}", "learning_rate")
-        for key in ("weight_decay", "min_delta"):
-            if key in m and m[key] < 0:
-                err(f"must be >= 0, got {m[key]}", key)
+        """Checks across fields; each field on its own passed _value_problems."""
         d_model, n_heads = m.get("d_model", 0), m.get("n_heads", 0)
-        if d_model > 0 and n_heads > 0 and d_model % n_heads:
+        if n_heads > d_model > 0:
+            err(f"n_heads {n_heads} exceeds d_model {d_model}", "n_heads")
+        elif d_model > 0 and n_heads > 0 and d_model % n_heads:
             err(f"d_model {d_model} is not divisible by n_heads {n_heads}", "n_heads")
         if m.get("patch_length", 0) > m.get("context_length", 0) > 0:
             err(f"patch_length {m['patch_length']} exceeds context_length {m['context_length']}",
@@ -319,7 +355,7 @@ class _Validator:
         if m.get("selection", "best") not in ("best", "last"):
             err(f"must be 'best' or 'last', got {m['selection']!r}", "selection")
         if m.get("task", "threshold_1pct") not in TASKS:
-            err(f"unknown task {m['task']!r} (known: {', '.join(TASKS)})", "task")
+            err(_unknown(f"unknown task {m['task']!r}", m["task"], TASKS), "task")
         if m["early_stop_metric"] not in ("val_auc", "val_loss"):
             err(f"must be 'val_auc' or 'val_loss', got {m['early_stop_metric']!r}", "early_stop_metric")
 
@@ -328,7 +364,7 @@ class _Validator:
 
         name = m["loss"]
         if name not in losses.LOSS_NAMES:
-            err(f"unknown loss {name!r} (known: {', '.join(losses.LOSS_NAMES)})", "loss")
+            err(_unknown(f"unknown loss {name!r}", name, losses.LOSS_NAMES), "loss")
             return
         for problem in losses.validate_loss_params(name, dict(m.get("loss_params", {}))):
             err(problem, "loss_params")
@@ -337,7 +373,7 @@ class _Validator:
         kind, d_embed = m["embedding"], m.get("d_embed")
         params = m.get("embedding_params", {})
         if kind not in EMBEDDING_TYPES:
-            err(f"unknown embedding type {kind!r} (known: {', '.join(EMBEDDING_TYPES)})", "embedding")
+            err(_unknown(f"unknown embedding type {kind!r}", kind, EMBEDDING_TYPES), "embedding")
             return
         if kind != "none" and d_embed is None:
             err(f"embedding type {kind!r} requires d_embed", "embedding")
@@ -345,23 +381,68 @@ class _Validator:
             err("embedding 'none' contradicts d_embed (drop d_embed, or pick an embedding)", "embedding")
         for key in params:
             if key not in EMBEDDING_PARAMS[kind]:
-                known = ", ".join(EMBEDDING_PARAMS[kind]) or "none"
-                err(f"unknown parameter {key!r} for the {kind} embedding (known: {known})",
-                    f"embedding_params.{key}")
+                err(_unknown(f"unknown parameter {key!r} for the {kind} embedding", key,
+                             EMBEDDING_PARAMS[kind]), f"embedding_params.{key}")
         for key, value in params.items():
             problem = _embedding_param_problem(kind, key, value, d_embed)
             if problem:
                 err(problem, f"embedding_params.{key}")
 
 
+def _value_problems(key: str, value: Any) -> list[tuple[str, str]]:
+    """(field, message) for one experiment or [defaults] value taken on its own."""
+    bad_numbers = _bad_numbers(key, value)
+    if bad_numbers:
+        return bad_numbers
+    problem = None
+    if key in ("loss_params", "embedding_params"):
+        if not isinstance(value, dict):
+            problem = f"must be a table such as {{ gamma = 2.0 }}, got {value!r}"
+    elif key in _INT_MAX:
+        if not _is_int(value):
+            problem = f"must be an integer, got {value!r}"
+        elif value <= 0:
+            problem = f"must be positive, got {value}"
+        elif value > _INT_MAX[key]:
+            problem = f"must be at most {_INT_MAX[key]} (a sanity bound), got {value}"
+    elif key in _FLOAT_FIELDS:
+        if not _is_number(value):
+            problem = f"must be a finite number, got {value!r}"
+        elif key in ("dropout", "head_dropout") and not 0.0 <= value < 1.0:
+            problem = f"must be in [0, 1), got {value}"
+        elif key == "learning_rate" and value <= 0:
+            problem = f"must be positive, got {value}"
+        elif key in ("weight_decay", "min_delta") and value < 0:
+            problem = f"must be >= 0, got {value}"
+    elif key in _STR_FIELDS and not isinstance(value, str):
+        problem = f"must be a string, got {value!r}"
+    elif key == "use_revin" and not isinstance(value, bool):
+        problem = f"must be true or false, got {value!r}"
+    return [(key, problem)] if problem else []
+
+
+def _bad_numbers(field: str, value: Any) -> list[tuple[str, str]]:
+    """Integers past int64 and inf/nan anywhere in `value`: jax and numpy cannot hold the first,
+    and neither turns into a usable size, rate or loss weight."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _bad_numbers(f"{field}.{k}", v)]
+    if isinstance(value, list):
+        return [p for v in value for p in _bad_numbers(field, v)]
+    if _is_int(value) and not -2**63 <= value < 2**63:
+        return [(field, "integer out of the 64-bit range")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(field, f"must be finite, got {value!r}")]
+    return []
+
+
 def _embedding_param_problem(kind: str, key: str, value: Any, d_embed: int | None) -> str | None:
-    if key in ("num_layers", "num_heads", "head_dim", "latent_dim"):
-        if not _is_int(value) or value < 1:
-            return f"must be a positive integer, got {value!r}"
+    if key in _EMBED_INT_MAX:
+        low = 0 if key == "hidden_dim" else 1
+        if not _is_int(value) or not low <= value <= _EMBED_INT_MAX[key]:
+            note = " (0 = 2*d_embed)" if key == "hidden_dim" else ""
+            return f"must be an integer in {low}..{_EMBED_INT_MAX[key]}{note}, got {value!r}"
         if kind == "attention" and key == "num_heads" and d_embed and d_embed % value:
             return f"d_embed {d_embed} is not divisible by the attention embedding's num_heads {value}"
-    if key == "hidden_dim" and (not _is_int(value) or value < 0):
-        return f"must be a non-negative integer (0 = 2*d_embed), got {value!r}"
     if key == "compression_ratio" and not (_is_number(value) and 0 < value < 1):
         return f"must be in (0, 1), got {value!r}"
     if key == "beta" and not (_is_number(value) and value >= 0):
@@ -370,6 +451,41 @@ def _embedding_param_problem(kind: str, key: str, value: Any, d_embed: int | Non
         return f"must be true or false, got {value!r}"
     if key == "combine_method" and value not in ("concat", "sum"):
         return f"must be 'concat' or 'sum', got {value!r}"
+    return None
+
+
+def _close(value: Any, known: Iterable[str]) -> list[str]:
+    """The known names nearest `value`; a slip of case alone names just the one."""
+    if not isinstance(value, str):
+        return []
+    by_folded = {k.casefold(): k for k in known}
+    folded = value.casefold()
+    close = [folded] if folded in by_folded else difflib.get_close_matches(folded, list(by_folded), n=3)
+    return [by_folded[c] for c in close]
+
+
+def _unknown(message: str, value: Any, known: Iterable[str]) -> str:
+    """`message`, a "did you mean" for `value` where one is close, and the known names."""
+    known = list(known)
+    close = _close(value, known)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return f"{message}{hint} (known: {', '.join(known) or 'none'})"
+
+
+def _as_date(value: Any) -> dt.date | None:
+    """The date DataConfig reads from a [data] value, None where it reads none."""
+    if isinstance(value, dt.date):
+        return value.date() if isinstance(value, dt.datetime) else value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            import pandas as pd  # what DataConfig parses with; needed only for non-ISO spellings
+            try:
+                stamp = pd.Timestamp(value)
+                return None if pd.isna(stamp) else stamp.date()
+            except (ValueError, TypeError, OverflowError):
+                pass
     return None
 
 
