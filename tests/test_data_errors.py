@@ -120,10 +120,11 @@ def _write_tier_dir(tmp_path, tier, drop=0, nan=False):
     return ds_dir, path
 
 
-def test_tier_file_with_wrong_feature_count(tmp_path):
+def test_tier_file_with_a_missing_feature_names_it(tmp_path):
     tier_dir, _ = _write_tier_dir(tmp_path, "a20", drop=1)
     cfg = DataConfig(tier_dir=str(tier_dir), val_start=VAL, test_start=TEST)
-    with pytest.raises(DataError, match=r"SPY_dataset_a20\.parquet: tier a20 needs 20 feature columns .* found 19"):
+    with pytest.raises(DataError, match=r"SPY_dataset_a20\.parquet: columns do not match tier a20's 20 features; "
+                                        r"missing: vwap_20$"):
         load_dataset("a20", cfg)
 
 

@@ -38,6 +38,9 @@ class Dataset:
     context_length: int = 80
     val_start: str = ""  # the snapped boundary dates actually used
     test_start: str = ""
+    # Non-fatal findings about the source, one line each naming the file ("...: Adj Close present
+    # and not used; ..."), for the CLI to print; nothing acts on them.
+    notes: tuple[str, ...] = ()
 
     @property
     def num_features(self) -> int:
@@ -78,6 +81,7 @@ def dataset_from_frame(
     horizon: int = 1,
     context_length: int = 80,
     where: str | None = None,
+    notes: tuple[str, ...] = (),
 ) -> Dataset:
     """Labels, splits and the float32 matrix of a tier frame (Date, OHLCV, features)."""
     check_task(task, horizon)
@@ -112,6 +116,7 @@ def dataset_from_frame(
         context_length=int(context_length),
         val_start=str(dates[starts["val"][0]]),
         test_start=str(dates[starts["test"][0]]),
+        notes=tuple(notes),
     )
 
 
@@ -134,5 +139,5 @@ def load_dataset(
     where = str(tf.path) if cfg.tier_dir is not None else tf.source_id.split("|")[0]
     return dataset_from_frame(
         tf.frame, tier, tf.feature_names, tf.source_id, cfg.val_start, cfg.test_start,
-        task, horizon, context_length, where,
+        task, horizon, context_length, where, tf.notes,
     )

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from fembed_jax.data.config import DataConfig
+from fembed_jax.data.dates import calendar_gaps, to_dates
 from fembed_jax.data.errors import DataError
+from fembed_jax.data.tables import read_table
 from fembed_jax.data.volproxy import garch_vol_proxy
 
 OHLCV = ("Open", "High", "Low", "Close", "Volume")
@@ -27,6 +29,9 @@ class RawSource:
     label: str  # e.g. "builtin:sp500" or the file path
     vix_kind: str  # "real", "proxy" or "real+proxy"
     vix_first_real: pd.Timestamp | None  # first date with real VIX, if any
+    # Non-fatal findings for the user, one line each naming the file (e.g. an unused Adj Close
+    # column, a two-week hole in the dates). Not part of the identity: content_hash ignores them.
+    notes: tuple[str, ...] = ()
 
     @property
     def content_hash(self) -> str:
@@ -42,28 +47,6 @@ class RawSource:
 # ---------------------------------------------------------------------------------------------
 # reading and validation
 # ---------------------------------------------------------------------------------------------
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or parquet file; a Date index (as yfinance writes it) becomes a Date column."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise DataError(f"{p}: file not found")
-    suffix = "".join(p.suffixes[-2:]).lower()
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(p)
-        elif suffix.endswith((".csv", ".csv.gz")):
-            df = pd.read_csv(p)
-        else:
-            raise DataError(f"{p}: unsupported file type {p.suffix!r} (use .csv or .parquet)")
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
-        raise DataError(f"{p}: cannot read ({type(exc).__name__}: {exc})") from None
-    if "Date" not in df.columns and "date" not in df.columns and df.index.name in ("Date", "date"):
-        df = df.reset_index()
-    return df
-
-
 def canonical_columns(df: pd.DataFrame, required: tuple[str, ...], where: str) -> pd.DataFrame:
     """Rename columns matching `required` case-insensitively; raise naming the missing ones."""
     lower = {}
@@ -86,13 +69,7 @@ def canonical_columns(df: pd.DataFrame, required: tuple[str, ...], where: str) -
 
 def parse_dates(df: pd.DataFrame, where: str) -> pd.DataFrame:
     """Date -> tz-naive midnight datetime64[ns]; rejects unparseable, duplicate or unsorted dates."""
-    try:
-        dates = pd.to_datetime(df["Date"], utc=False)
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{where}: column Date is not parseable as dates ({exc})") from None
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    dates = dates.dt.normalize().astype("datetime64[ns]")
+    dates = to_dates(df["Date"], where)
     if dates.isna().any():
         raise DataError(f"{where}: {int(dates.isna().sum())} empty Date value(s)")
     dup = dates.duplicated()
@@ -175,8 +152,23 @@ def load_builtin() -> RawSource:
     ohlcv = validate_ohlcv(raw, "arch.data.sp500")
     vix_series = vix.load()["vix"]
     vix_series.index = pd.DatetimeIndex(vix_series.index).normalize()
+    notes = calendar_gaps(ohlcv["Date"], "arch.data.sp500")  # none: its longest step is 7 days
     frame, kind, first = attach_vix(ohlcv, vix_series)
-    return RawSource(frame=frame, label="builtin:sp500", vix_kind=kind, vix_first_real=first)
+    return RawSource(frame=frame, label="builtin:sp500", vix_kind=kind, vix_first_real=first, notes=notes)
+
+
+def _is_adjusted_close(column) -> bool:
+    return str(column).lower().replace(" ", "").replace("_", "").replace(".", "") in ("adjclose", "adjustedclose")
+
+
+def raw_notes(df: pd.DataFrame, ohlcv: pd.DataFrame, where: str) -> tuple[str, ...]:
+    """What a user should know about a raw file that still loads (see RawSource.notes)."""
+    notes = []
+    if any(_is_adjusted_close(c) for c in df.columns):
+        # Labels and features use Close as given, so a split or dividend in the unadjusted series
+        # is a real price jump to the model; the note makes the choice visible, not silent.
+        notes.append(f"{where}: Adj Close present and not used; Close (not adjusted) is used")
+    return (*notes, *calendar_gaps(ohlcv["Date"], where))
 
 
 def load_user(path: str | Path, vix_path: str | Path | None = None) -> RawSource:
@@ -184,6 +176,7 @@ def load_user(path: str | Path, vix_path: str | Path | None = None) -> RawSource
     where = str(path)
     df = read_table(path)
     ohlcv = validate_ohlcv(df, where)
+    notes = raw_notes(df, ohlcv, where)
     vix = None
     if vix_path is not None:
         vix = _read_vix(vix_path)
@@ -195,7 +188,8 @@ def load_user(path: str | Path, vix_path: str | Path | None = None) -> RawSource
                 index=pd.DatetimeIndex(ohlcv["Date"]),
             )
     frame, kind, first = attach_vix(ohlcv[["Date", *OHLCV]], vix)
-    return RawSource(frame=frame, label=str(Path(path).expanduser()), vix_kind=kind, vix_first_real=first)
+    return RawSource(frame=frame, label=str(Path(path).expanduser()), vix_kind=kind, vix_first_real=first,
+                     notes=notes)
 
 
 def load_raw(cfg: DataConfig) -> RawSource:
@@ -203,6 +197,6 @@ def load_raw(cfg: DataConfig) -> RawSource:
         if cfg.vix is not None:
             src = load_builtin()
             frame, kind, first = attach_vix(src.frame.drop(columns="VIX"), _read_vix(cfg.vix))
-            return RawSource(frame, src.label, kind, first)
+            return RawSource(frame, src.label, kind, first, src.notes)
         return load_builtin()
     return load_user(cfg.source, cfg.vix)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fembed_jax.data.build import CODE_VERSION, TIER_COUNTS, build_tier_frames, feature_names, tiers_upto
+from fembed_jax.data.build import CODE_VERSION, build_tier_frames, feature_names, tiers_upto
 from fembed_jax.data.config import TIERS, DataConfig
 from fembed_jax.data.sources import RawSource, load_raw
-from fembed_jax.data.tierfiles import NON_FEATURES, file_sha256, read_cached, read_tier_file, write_parquet_atomic
+from fembed_jax.data.tierfiles import features_digest, file_sha256, read_cached, read_tier_file, write_parquet_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,7 @@ class TierFrame:
     source_id: str
     path: Path | None  # the file it was read from / cached to
     built: bool  # True when computed now (not read from cache or tier_dir)
+    notes: tuple[str, ...] = ()  # non-fatal findings about the source, for the user (RawSource.notes)
 
 
 def source_id_for(src: RawSource) -> str:
@@ -45,11 +46,16 @@ def cache_path(cfg: DataConfig, src: RawSource, tier: str) -> Path:
 
 
 def _from_tier_dir(cfg: DataConfig, tier: str) -> TierFrame:
+    """A ready tier file, its features taken by name. Its source id also records the feature
+    names (sha256): unlike a tier built here, the columns came from someone else's file.
+    Built tiers keep ids without it (their names follow from tier and CODE_VERSION), so the
+    built-in source id, which cached results carry, is unchanged."""
     path = cfg.tier_file(tier)
-    frame = read_tier_file(path, TIER_COUNTS[tier], tier)
-    names = tuple(c for c in frame.columns if c not in NON_FEATURES)
-    sid = f"tier_file:{path.name}|sha256={file_sha256(path)[:16]}|fembed-data-v{CODE_VERSION}"
-    return TierFrame(tier, frame, names, sid, path, built=False)
+    names = feature_names(tier)
+    frame, notes = read_tier_file(path, names, tier)
+    sid = (f"tier_file:{path.name}|sha256={file_sha256(path)[:16]}|features={features_digest(names)[:16]}"
+           f"|fembed-data-v{CODE_VERSION}")
+    return TierFrame(tier, frame, names, sid, path, built=False, notes=notes)
 
 
 def build_and_cache(
@@ -67,6 +73,7 @@ def build_and_cache(
         sid = source_id_for(known)
         frames = {t: read_cached(cache_path(cfg, known, t), feature_names(t)) for t in tiers}
         if all(frame is not None for frame in frames.values()):
+            # no notes to lose by not loading it: the built-in data has none (a test checks it)
             return {t: TierFrame(t, frames[t], feature_names(t), sid, cache_path(cfg, known, t), built=False)
                     for t in tiers}
     src = load_raw(cfg)
@@ -80,7 +87,7 @@ def build_and_cache(
         if frame is None:
             missing.append(tier)
         else:
-            out[tier] = TierFrame(tier, frame, feature_names(tier), sid, path, built=False)
+            out[tier] = TierFrame(tier, frame, feature_names(tier), sid, path, built=False, notes=src.notes)
     if missing:
         top = max(missing, key=TIERS.index)
         todo = tuple(t for t in tiers_upto(top) if t in missing or not cache_path(cfg, src, t).is_file())
@@ -92,7 +99,7 @@ def build_and_cache(
             path = cache_path(cfg, src, tier)
             write_parquet_atomic(frame, path)
             if tier in missing:
-                out[tier] = TierFrame(tier, frame, feature_names(tier), sid, path, built=True)
+                out[tier] = TierFrame(tier, frame, feature_names(tier), sid, path, built=True, notes=src.notes)
     return {t: out[t] for t in tiers}
 
 
