@@ -9,6 +9,7 @@ windows both scored (differences of the seed ensembles' AUC and precision, 95% i
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,8 @@ def register(subparsers) -> None:
     parser.add_argument("--block", type=int, default=1, metavar="L",
                         help="bootstrap block length in windows (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object: config differences, metrics, paired tests")
     add_path_options(parser, data=False)
     parser.set_defaults(func=run)
 
@@ -132,8 +135,6 @@ def _value(value: Any) -> str:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from fembed_jax import stats
-    from fembed_jax.predictions import PredictionsError, align
     from fembed_jax.report import fmt
     from fembed_jax.store import RunStore
 
@@ -155,7 +156,43 @@ def run(args: argparse.Namespace) -> int:
     names = [s.name + ("" if s.source == "fembed" else f" ({s.source})") for s in subjects]
 
     differences = config_differences([s.config for s in subjects], args.all_fields)
-    title = "config" if args.all_fields else "config: fields that differ"
+    paired_results, missing, unpaired = _paired(subjects, names, args)
+    if args.json:
+        print(json.dumps({
+            "ids": names,
+            "config_differences": [{"field": f, "values": v} for f, v in differences],
+            "metrics": {n: s.stats for n, s in zip(names, subjects)},
+            "paired": paired_results, "unpaired": unpaired, "missing_predictions": missing,
+            "bootstrap": {"resamples": args.bootstrap, "block": args.block, "seed": args.seed},
+        }, indent=1, default=_jsonable))
+        return 0
+    _print_config(differences, names, args.all_fields)
+    _print_metrics(subjects, names)
+    paired = Table(title=f"paired bootstrap against {escape(names[0])} (seed ensembles, same windows; "
+                         f"{args.bootstrap} resamples, block {args.block})",
+                   title_justify="left", header_style="bold")
+    paired.add_column("experiment")
+    paired.add_column("metric")
+    for column in ("Δ", "95% CI", "p", "windows"):
+        paired.add_column(column, justify="right", no_wrap=True)
+    for name, why in unpaired.items():
+        console.print(f"[yellow]{escape(name)}:[/] cannot pair with {escape(names[0])}: {escape(why)}")
+    for entry in paired_results:
+        paired.add_row(escape(entry["experiment"]), "AUC" if entry["metric"] == "auc" else "precision",
+                       fmt.signed(entry["diff"]), fmt.signed_interval(entry["low"], entry["high"]),
+                       fmt.num(entry["p_value"]), str(entry["windows"]))
+    if paired.row_count:
+        console.print(paired)
+        console.print("Δ = experiment − first; p: two-sided bootstrap p-value of Δ = 0. "
+                      "An interval that contains 0 means the windows cannot tell them apart.")
+    if missing:
+        console.print(f"no paired test for {', '.join(escape(m) for m in missing)}: "
+                      "needs val_predictions.npz for both runs (legacy records have none)")
+    return 0
+
+
+def _print_config(differences, names: list[str], all_fields: bool) -> None:
+    title = "config" if all_fields else "config: fields that differ"
     if differences:
         table = Table(title=title, title_justify="left", header_style="bold")
         table.add_column("field")
@@ -166,6 +203,11 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
     else:
         console.print("config: identical (apart from the ids)")
+
+
+def _print_metrics(subjects: list[_Subject], names: list[str]) -> None:
+    from fembed_jax import stats
+    from fembed_jax.report import fmt
 
     table = Table(title="validation metrics", title_justify="left", header_style="bold")
     table.add_column("metric")
@@ -195,15 +237,14 @@ def run(args: argparse.Namespace) -> int:
     if any(s.source == "legacy" for s in subjects):
         console.print(f"legacy = {stats.LEGACY_LABEL}")
 
-    base = subjects[0]
-    paired = Table(title=f"paired bootstrap against {escape(names[0])} (seed ensembles, same windows; "
-                         f"{args.bootstrap} resamples, block {args.block})",
-                   title_justify="left", header_style="bold")
-    paired.add_column("experiment")
-    paired.add_column("metric")
-    for column in ("Δ", "95% CI", "p", "windows"):
-        paired.add_column(column, justify="right", no_wrap=True)
-    missing = []
+
+def _paired(subjects: list[_Subject], names: list[str], args) -> tuple[list[dict], list[str], dict[str, str]]:
+    """Each experiment after the first against the first: paired bootstrap rows, the names
+    without predictions, and the names whose windows cannot be aligned (with why)."""
+    from fembed_jax import stats
+    from fembed_jax.predictions import PredictionsError, align
+
+    base, rows, missing, unpaired = subjects[0], [], [], {}
     for name, other in zip(names[1:], subjects[1:], strict=True):
         if base.predictions is None or other.predictions is None:
             missing.append(name)
@@ -211,21 +252,26 @@ def run(args: argparse.Namespace) -> int:
         try:
             ia, ib = align(other.predictions, base.predictions)
         except PredictionsError as exc:
-            console.print(f"[yellow]{escape(name)}:[/] cannot pair with {escape(names[0])}: {escape(str(exc))}")
+            unpaired[name] = str(exc)
             continue
+        if args.block > len(ia):
+            raise UsageError(f"--block {args.block} is longer than the {len(ia)} validation windows "
+                             f"{name} and {names[0]} share")
         result = stats.paired_bootstrap(other.predictions.probs[:, ia], base.predictions.probs[:, ib],
                                         other.predictions.labels[ia], n_boot=args.bootstrap, seed=args.seed,
-                                        block_length=min(args.block, len(ia)))
+                                        block_length=args.block)
         for metric in ("auc", "precision"):
             entry = result[metric]
-            paired.add_row(escape(name), "AUC" if metric == "auc" else "precision", fmt.signed(entry["diff"]),
-                           fmt.signed_interval(entry["low"], entry["high"]), fmt.num(entry["p_value"]),
-                           str(len(ia)))
-    if paired.row_count:
-        console.print(paired)
-        console.print("Δ = experiment − first; p: two-sided bootstrap p-value of Δ = 0. "
-                      "An interval that contains 0 means the windows cannot tell them apart.")
-    if missing:
-        console.print(f"no paired test for {', '.join(escape(m) for m in missing)}: "
-                      "needs val_predictions.npz for both runs (legacy records have none)")
-    return 0
+            rows.append({"experiment": name, "metric": metric, "diff": entry["diff"], "low": entry["low"],
+                         "high": entry["high"], "p_value": entry["p_value"], "windows": len(ia)})
+    return rows, missing, unpaired
+
+
+def _jsonable(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

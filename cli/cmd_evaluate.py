@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     parser.add_argument("--split", choices=("test", "val"), default="test", help="default: test")
     parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                         help="resamples for the ensemble AUC interval (default 2000)")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="auto picks a GPU when JAX sees one (default)")
     add_path_options(parser, data=True)
     parser.set_defaults(func=run)
 
@@ -95,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     from fembed_jax import runtime
 
     runtime.configure(args.device)
+    try:
+        runtime.training_devices(1)
+    except ValueError as exc:
+        raise UsageError(f"--device {args.device}: {exc}") from exc
     from fembed_jax.data import DataError, load_dataset
     from fembed_jax.train.engine import DeviceData, Engine
 

@@ -33,8 +33,12 @@ def register(subparsers) -> None:
 
 
 def as_json(cfg: ExperimentConfig, params: int) -> dict:
+    """The stable keys first, then every other resolved config field (learning rate, epochs,
+    seeds, batch size, patience, selection, ...)."""
+    config = cfg.to_dict()
     record = {"id": cfg.exp_id}
-    record.update({k: v for k, v in cfg.to_dict().items() if k in JSON_FIELDS})
+    record.update({k: v for k, v in config.items() if k in JSON_FIELDS})
+    record.update({k: v for k, v in config.items() if k not in JSON_FIELDS and k != "exp_id"})
     record["params"] = params
     record["config_hash"] = cfg.config_hash
     return record

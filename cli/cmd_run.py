@@ -8,8 +8,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import (UsageError, add_filter_options, console, fail, guarded, registry_from_args,
-                     select)
+from .common import (UsageError, add_filter_options, console, err_console, fail, guarded,
+                     registry_from_args, select)
 from .paths import add_path_options, data_config_from_args, paths_from_args
 
 
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=int, metavar="N", help="cap the epochs (a quick look)")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto picks a GPU when JAX sees one (default)")
-    parser.add_argument("--devices", default="1", metavar="N|all",
+    parser.add_argument("--devices", metavar="N|all",
                         help="shard the (experiment, seed) axis over N devices: GPUs, or on a CPU "
                              "N host devices (default 1; 'all' = every GPU / one per core)")
     parser.add_argument("--no-group", dest="group", action="store_false",
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
     parser.add_argument("--address", metavar="ADDR",
                         help="with --backend ray: the Ray cluster (e.g. HEAD:6379 or 'auto'); "
                              "default: start a local Ray instance")
-    parser.add_argument("--ray-cpus", type=float, default=1, metavar="N",
+    parser.add_argument("--ray-cpus", type=float, metavar="N",
                         help="with --backend ray: CPUs per task when training on CPUs (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--force", action="store_true", help="rerun experiments that are done")
@@ -57,16 +57,26 @@ def register(subparsers) -> None:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from fembed_jax.train.runner import RunOptions, make_plan, run_queue
+    from fembed_jax.train.runner import RunOptions, check_data, make_plan, run_queue
 
     registry = registry_from_args(args)
     if not (args.all or args.priority or args.exp_id or args.tier or args.loss or args.embedding):
         raise UsageError("say what to run: --all, --priority P, --exp-id ID (or a --tier/--loss/"
                          "--embedding filter); see fembed run --help")
-    devices = _devices_arg(args.devices)
-    if args.backend != "ray" and args.address:
-        raise UsageError("--address needs --backend ray")
-    if args.ray_cpus <= 0:
+    filters = [f"--{name.replace('_', '-')}" for name in ("priority", "exp_id", "tier", "loss", "embedding")
+               if getattr(args, name)]
+    if args.all and filters:
+        raise UsageError(f"--all runs every experiment; it cannot be combined with {', '.join(filters)}")
+    devices = _devices_arg(args.devices or "1")
+    if args.backend != "ray":
+        given = [flag for flag, value in (("--address", args.address), ("--ray-cpus", args.ray_cpus))
+                 if value is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)} need --backend ray")
+    elif args.devices is not None:
+        raise UsageError("--devices shards one machine's devices; with --backend ray each task "
+                         "uses the devices Ray gives it (see docs/scale-out.md)")
+    if args.ray_cpus is not None and args.ray_cpus <= 0:
         raise UsageError(f"--ray-cpus must be positive, got {args.ray_cpus}")
     for name in ("seeds", "epochs"):
         value = getattr(args, name)
@@ -80,13 +90,21 @@ def run(args: argparse.Namespace) -> int:
                          data_config=data_config_from_args(args, registry),
                          seeds=args.seeds, epochs=args.epochs, force=args.force,
                          evaluate_test=args.eval_test, group=args.group, devices=devices)
-    from fembed_jax.store import RunStore, StoreError
+    from fembed_jax.store import DB_FILENAME, RunStore
 
-    if args.dry_run:
-        with RunStore(outputs / "fembed.db") as store:
+    # The plan reads the store (if any) and writes nothing: bad data or a refused replace
+    # leave no trace.
+    store_path = outputs / DB_FILENAME
+    if store_path.exists():
+        with RunStore(store_path, readonly=True) as store:
             plan = make_plan(configs, options, store)
-        _print_plan(plan)
+    else:
+        plan = make_plan(configs, options)
+    check_data(plan, options)
+    if args.dry_run:
+        _print_plan(plan, args.force)
         return 0
+    _refuse_replacing(plan, force=args.force)
 
     if args.backend == "ray":
         from fembed_jax.train.ray_backend import RayUnavailable, import_ray
@@ -107,12 +125,6 @@ def run(args: argparse.Namespace) -> int:
             device = runtime.describe_device(runtime.training_devices(devices))
         except (RuntimeError, ValueError) as exc:
             raise UsageError(f"--device {args.device} --devices {args.devices}: {exc}") from exc
-    try:
-        with RunStore(outputs / "fembed.db") as store:
-            plan = make_plan(configs, options, store)
-    except StoreError as exc:
-        return fail(f"{exc}; nothing was trained and nothing is lost: run the same command "
-                    "again once the run store can be written")
     todo = sum(item.status != "done" for item in plan)
     console.print(f"fembed run: {len(plan)} experiment(s), {todo} to train, "
                   f"{len(plan) - todo} done already; device {device}; outputs {outputs}")
@@ -122,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
             try:
                 summary = run_queue_ray(plan, options, address=args.address,
-                                        progress=display.event, cpus_per_task=args.ray_cpus,
+                                        progress=display.event, cpus_per_task=args.ray_cpus or 1,
                                         device=args.device)
             except RayUnavailable as exc:
                 return fail(f"{exc}; nothing was trained")
@@ -130,6 +142,23 @@ def run(args: argparse.Namespace) -> int:
             summary = run_queue(plan, options, progress=display.event)
     _print_summary(summary)
     return summary.exit_code
+
+
+def _refuse_replacing(plan, force: bool) -> None:
+    """A finished result is never destroyed without --force (a quick look, or a run on other
+    data, would otherwise silently replace a full run)."""
+    from fembed_jax.train.runner import describe_result
+
+    if force:
+        return
+    clashes = [item for item in plan if item.status == "replace"]
+    if clashes:
+        lines = "; ".join(f"{item.cfg.exp_id} holds {describe_result(item.replaces)}, this run is "
+                          f"{item.cfg.seeds} seed(s) x {item.cfg.epochs} epochs" for item in clashes[:5])
+        more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
+        raise UsageError(f"{len(clashes)} experiment(s) have a finished result of another run that "
+                         f"this run would replace: {lines}{more}. Nothing was trained. Pass --force "
+                         "to replace them, or --outputs DIR to keep both")
 
 
 def _devices_arg(value: str) -> int | str:
@@ -144,8 +173,9 @@ def _devices_arg(value: str) -> int | str:
     return count
 
 
-def _print_plan(plan) -> None:
+def _print_plan(plan, force: bool) -> None:
     from fembed_jax.catalog import param_counts
+    from fembed_jax.train.runner import describe_result
 
     counts = param_counts([item.cfg for item in plan])
     table = Table(title=f"plan: {len(plan)} experiment(s)", title_justify="left", header_style="bold")
@@ -153,7 +183,11 @@ def _print_plan(plan) -> None:
         table.add_column(column)
     for item in plan:
         cfg = item.cfg
-        action = {"done": "skip (done)", "run": "train", "rerun": "train again (--force)"}[item.status]
+        if item.status == "replace":
+            action = (f"train, replacing {describe_result(item.replaces)}"
+                      + ("" if force else " (refused without --force)"))
+        else:
+            action = {"done": "skip (done)", "run": "train", "rerun": "train again (--force)"}[item.status]
         table.add_row(cfg.exp_id, cfg.priority, cfg.tier, f"{counts[cfg.exp_id]:,}", str(cfg.seeds),
                       str(cfg.epochs), cfg.loss, cfg.embedding, action)
     console.print(table)
@@ -166,8 +200,12 @@ def _print_summary(summary) -> None:
     if summary.failed:
         parts.append(f"{len(summary.failed)} failed")
     console.print("finished: " + ", ".join(parts))
+    # A failure shared by several experiments (bad data, say) is printed once.
+    by_error: dict[str, list[str]] = {}
     for exp_id, error in summary.failed.items():
-        console.print(f"  [red]{exp_id}[/]: {escape(error)}")
+        by_error.setdefault(error, []).append(exp_id)
+    for error, exp_ids in by_error.items():
+        err_console.print(f"  [red]{', '.join(exp_ids)}[/] failed: {escape(error)}", highlight=False)
     if summary.interrupted:
         console.print(f"[yellow]stopped by {summary.signal_name}[/] during {summary.interrupted}; "
                       "the last epoch is checkpointed and the same command resumes it.")
@@ -225,10 +263,11 @@ class _Display:
                 agg = info["record"]["val_metrics"]
                 self.progress.console.print(
                     f"{cfg.exp_id}: precision {_fmt(agg.get('precision'))} recall "
-                    f"{_fmt(agg.get('recall'))} AUC {_fmt(agg.get('auc'))} (mean of "
-                    f"{cfg.seeds} seeds)")
+                    f"{_fmt(agg.get('recall'))} AUC {_fmt(agg.get('auc'))} "
+                    f"({'mean of ' + str(cfg.seeds) + ' seeds' if cfg.seeds > 1 else '1 seed'})")
             elif kind == "failed":
-                self.progress.console.print(f"[red]{cfg.exp_id} failed[/]: {escape(info['error'])}")
+                err_console.print(f"[red]{cfg.exp_id} failed[/]: {escape(info['error'])}",
+                                  highlight=False)
         elif kind == "busy":
             task = self.exp_tasks.pop(cfg.exp_id, None)
             if task is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from rich.table import Table
 
@@ -10,7 +11,7 @@ from fembed_jax.catalog import param_counts
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.config_diff import differences_from_defaults
 
-from .common import UsageError, console, guarded, registry_from_args
+from .common import console, experiment_or_usage_error, guarded, registry_from_args
 
 
 def register(subparsers) -> None:
@@ -20,18 +21,28 @@ def register(subparsers) -> None:
                     "to the registry defaults, and its results when it has run.",
         epilog="example:\n  fembed show LF-40", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("exp_id", metavar="ID", help="experiment id, e.g. FE-06")
-    parser.add_argument("--outputs", metavar="DIR", help="outputs folder holding fembed.db")
+    parser.add_argument("--outputs", metavar="DIR",
+                        help="outputs folder holding fembed.db (default: the project's outputs/, "
+                             "or $FEMBED_OUTPUTS)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object: config, fields that differ, params, queue state, result")
     parser.set_defaults(func=run)
 
 
 @guarded
 def run(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
-    try:
-        cfg = registry.get(args.exp_id)
-    except KeyError as exc:
-        raise UsageError(exc.args[0]) from exc
+    cfg = experiment_or_usage_error(registry, args.exp_id)
     params = param_counts([cfg])[cfg.exp_id]
+    if args.json:
+        from .results_view import stored
+
+        queued, result = stored(cfg, args)
+        print(json.dumps({"id": cfg.exp_id, "config": cfg.to_dict(), "config_hash": cfg.config_hash,
+                          "params": params,
+                          "differs_from_defaults": sorted(differences_from_defaults(cfg, dict(registry.defaults))),
+                          "queue": queued, "result": result}, indent=1, default=str))
+        return 0
     console.print(f"[bold]{cfg.exp_id}[/]  {cfg.priority}  {cfg.tier} ({cfg.num_features} features)  "
                   f"{params:,} parameters  config {cfg.config_hash}")
     console.print(cfg.description, highlight=False)

@@ -3,57 +3,83 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 from rich.markup import escape
 from rich.table import Table
 
-from .common import console, guarded, registry_from_args
+from .common import UsageError, console, guarded, registry_from_args
 from .paths import add_path_options, outputs_dir
 
-STATE_STYLE = {"pending": "dim", "running": "bold yellow", "done": "green", "failed": "red",
-               "skipped": "dim"}
+STATE_STYLE = {"pending": "dim", "running": "bold yellow", "stalled": "yellow", "interrupted": "magenta",
+               "done": "green", "failed": "red", "skipped": "dim"}
+RESULT_FIELDS = ("exp_id", "legacy", "current", "precision_mean", "precision_std", "tp_total",
+                 "pred_pos_total", "recall_mean", "auc_mean", "auc_std", "collapsed", "epochs",
+                 "seconds", "finished_at")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "status", help="queue state and recent results from the run store",
         description="Show the run queue (pending, running, done, failed) and the latest results. "
-                    "Reads the store while runs write to it.",
-        epilog="example:\n  fembed status --results 20", formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "Reads the store while runs write to it. A running experiment whose runner died "
+                    "is shown as interrupted (the next run resumes it).",
+        epilog="examples:\n  fembed status --results 20\n  fembed status --json | jq '.queue'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=int, default=10, metavar="N", help="how many recent results (default 10)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (queue, experiments, results)")
     add_path_options(parser, data=False)
     parser.set_defaults(func=run)
 
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from fembed_jax.store import RunStore
+    from fembed_jax.liveness import shown_state
+    from fembed_jax.store import DB_FILENAME, RunStore
 
+    if args.results < 0:
+        raise UsageError(f"--results must be 0 or more, got {args.results}")
     registry = registry_from_args(args)
-    path = outputs_dir(args, registry.path) / "fembed.db"
+    path = outputs_dir(args, registry.path) / DB_FILENAME
     if not path.exists():
-        console.print(f"No run store at {path} yet. Start a run, e.g. [bold]fembed run --priority P1[/].")
+        if args.json:
+            print(json.dumps({"store": str(path), "exists": False, "queue": {}, "experiments": [],
+                              "results": []}))
+        else:
+            console.print(f"No run store at {path} yet. Start a run, e.g. [bold]fembed run --priority P1[/].")
         return 0
     with RunStore(path, readonly=True) as store:
         rows = store.experiments()
-        counts = store.counts()
         results = store.results(with_record=False)
-    console.print("queue: " + ", ".join(f"{n} {state}" for state, n in counts.items() if n))
     now = time.time()
-    active = [r for r in rows if r["state"] in ("running", "failed")]
+    for row in rows:
+        row["shown_state"], row["liveness"] = shown_state(row, now)
+    counts = {state: sum(row["shown_state"] == state for row in rows) for state in STATE_STYLE}
+    counts = {state: n for state, n in counts.items() if n}
+    recent = sorted(results, key=lambda r: r.get("finished_at") or 0, reverse=True)[: args.results]
+    if args.json:
+        print(json.dumps({
+            "store": str(path), "exists": True, "queue": counts,
+            "experiments": [_experiment_json(row, now) for row in rows],
+            "results": [{k: r.get(k) for k in RESULT_FIELDS} for r in recent],
+        }, indent=1))
+        return 0
+    console.print("queue: " + (", ".join(f"{n} {state}" for state, n in counts.items()) or "empty"),
+                  highlight=False)
+    active = [r for r in rows if r["shown_state"] in ("running", "stalled", "interrupted", "failed")]
     if active:
-        table = Table(header_style="bold", title="running and failed", title_justify="left")
-        for column in ("id", "state", "attempts", "epochs", "owner / error", "heartbeat"):
+        table = Table(header_style="bold", title="running, interrupted and failed", title_justify="left")
+        for column in ("id", "state", "attempts", "epochs", "runner / error", "heartbeat"):
             table.add_column(column)
         for r in active:
             beat = r.get("heartbeat_at")
-            table.add_row(r["exp_id"], f"[{STATE_STYLE[r['state']]}]{r['state']}[/]", str(r.get("attempts") or 0),
+            state = r["shown_state"]
+            table.add_row(r["exp_id"], f"[{STATE_STYLE[state]}]{state}[/]", str(r.get("attempts") or 0),
                           str(r.get("epochs_run") or 0),
-                          escape(str(r.get("claimed_by") if r["state"] == "running" else r.get("error") or "")),
+                          escape(r["liveness"] if state != "failed" else r.get("error") or ""),
                           f"{now - beat:.0f}s ago" if beat else "-")
         console.print(table)
-    recent = sorted(results, key=lambda r: r.get("finished_at") or 0, reverse=True)[: args.results]
     if recent:
         table = Table(header_style="bold", title=f"latest {len(recent)} result(s)", title_justify="left")
         for column in ("id", "precision (mean±std)", "TP/pred+", "recall", "AUC (mean±std)", "collapse", "epochs", "time"):
@@ -69,6 +95,15 @@ def run(args: argparse.Namespace) -> int:
                 f"{(r.get('seconds') or 0) / 60:.1f} min")
         console.print(table)
     return 0
+
+
+def _experiment_json(row: dict, now: float) -> dict:
+    beat = row.get("heartbeat_at")
+    return {"id": row["exp_id"], "state": row["shown_state"], "stored_state": row["state"],
+            "attempts": row.get("attempts") or 0, "epochs_run": row.get("epochs_run") or 0,
+            "runner": row.get("claimed_by"), "liveness": row["liveness"] or None,
+            "heartbeat_age_s": None if beat is None else round(now - beat, 1),
+            "error": row.get("error"), "run_hash": row.get("config_hash")}
 
 
 def _num(value) -> str:

@@ -56,8 +56,10 @@ def debug_enabled(args: argparse.Namespace | None = None) -> bool:
 
 
 def registry_from_args(args: argparse.Namespace) -> Registry:
+    from .paths import registry_path
+
     try:
-        return load_registry(getattr(args, "registry", None))
+        return load_registry(registry_path(args))
     except RegistryError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -97,10 +99,13 @@ def experiment_or_usage_error(registry: Registry, exp_id: str):
 def _error_line(exc: BaseException) -> tuple[str, int]:
     """The one line and exit code for an expected failure (None: not an expected one)."""
     from fembed_jax.data.errors import DataError
+    from fembed_jax.stats import BlockLengthError
     from fembed_jax.store import StoreError
 
     if isinstance(exc, UsageError | DataError):
         return str(exc), 2
+    if isinstance(exc, BlockLengthError):
+        return f"--block: {exc}", 2
     if isinstance(exc, StoreError):
         return str(exc), 1
     if isinstance(exc, sqlite3.Error):

@@ -1,14 +1,23 @@
-"""Where a command reads and writes: outputs/, checkpoints/ and the data source."""
+"""Where a command reads and writes: the registry, outputs/, checkpoints/ and the data source.
+
+A project is a folder holding registry/experiments.toml; fembed finds it from the working folder
+upward (as git finds .git), so any sub-folder of a project works on that project. Outside any
+project it uses the registry packaged with fembed and keeps outputs/ and checkpoints/ in the
+working folder. `fembed init` makes the working folder a project.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+from importlib import resources
 from pathlib import Path
 
 from fembed_jax.registry import Registry
 
 from .common import UsageError
+
+REGISTRY_IN_PROJECT = Path("registry") / "experiments.toml"
 
 
 def add_path_options(parser: argparse.ArgumentParser, data: bool = True) -> None:
@@ -17,20 +26,47 @@ def add_path_options(parser: argparse.ArgumentParser, data: bool = True) -> None
                             help="raw daily OHLCV file (CSV/parquet) or a folder of ready tier "
                                  "parquets; default: the registry's [data] (built-in S&P 500)")
     parser.add_argument("--outputs", metavar="DIR",
-                        help="run store and results (default: outputs/ beside registry/, or $FEMBED_OUTPUTS)")
+                        help="run store and results (default: the project's outputs/, or $FEMBED_OUTPUTS)")
     parser.add_argument("--checkpoints", metavar="DIR",
-                        help="checkpoints (default: checkpoints/ beside registry/, or $FEMBED_CHECKPOINTS)")
+                        help="checkpoints (default: the project's checkpoints/, or $FEMBED_CHECKPOINTS)")
 
 
-def project_root(registry_path: Path) -> Path:
-    """registry/experiments.toml lives in a project; outputs/ and checkpoints/ sit beside registry/."""
-    folder = registry_path.resolve().parent
-    return folder.parent if folder.name == "registry" else folder
+def packaged_registry() -> Path:
+    """The registry shipped with fembed (all 183 experiments)."""
+    return Path(str(resources.files("fembed_jax.registry_data") / "experiments.toml"))
 
 
-def outputs_dir(args: argparse.Namespace, registry_path: Path) -> Path:
+def find_project(start: Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` (default: the working folder) holding
+    registry/experiments.toml."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / REGISTRY_IN_PROJECT).is_file():
+            return folder
+    return None
+
+
+def registry_path(args: argparse.Namespace) -> Path:
+    """--registry, else $FEMBED_REGISTRY, else the working folder's project, else the packaged one."""
+    chosen = getattr(args, "registry", None) or os.environ.get("FEMBED_REGISTRY")
+    if chosen:
+        return Path(chosen).expanduser()
+    project = find_project()
+    return project / REGISTRY_IN_PROJECT if project else packaged_registry()
+
+
+def project_root(registry_file: Path) -> Path:
+    """A registry at <project>/registry/*.toml belongs to <project>; any other registry (the
+    packaged one, a loose file) works in the working folder's project, or the working folder."""
+    folder = registry_file.resolve().parent
+    if folder.name == "registry" and registry_file.resolve() != packaged_registry().resolve():
+        return folder.parent
+    return find_project() or Path.cwd()
+
+
+def outputs_dir(args: argparse.Namespace, registry_file: Path) -> Path:
     chosen = getattr(args, "outputs", None) or os.environ.get("FEMBED_OUTPUTS")
-    return Path(chosen).expanduser() if chosen else project_root(registry_path) / "outputs"
+    return Path(chosen).expanduser() if chosen else project_root(registry_file) / "outputs"
 
 
 def paths_from_args(args: argparse.Namespace, registry: Registry) -> tuple[Path, Path]:

@@ -7,23 +7,31 @@ import argparse
 from rich.table import Table
 
 from fembed_jax.config import ExperimentConfig
-from fembed_jax.registry import load_registry
 
-from .common import console
+from .common import console, registry_from_args
 from .paths import outputs_dir
 
 
-def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
-    from fembed_jax.store import RunStore
+def stored(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[dict | None, dict | None]:
+    """(queue row, result) of ``cfg`` from the run store; (None, None) when there is no store."""
+    from fembed_jax.store import DB_FILENAME, RunStore
 
-    registry_path = load_registry(getattr(args, "registry", None)).path
-    path = outputs_dir(args, registry_path) / "fembed.db"
+    registry_path = registry_from_args(args).path
+    path = outputs_dir(args, registry_path) / DB_FILENAME
     if not path.exists():
-        console.print(f"No results yet (no run store at {path}).")
-        return
+        return None, None
     with RunStore(path, readonly=True) as store:
-        queued = store.experiment(cfg.exp_id)
-        result = store.result(cfg.exp_id)
+        return store.experiment(cfg.exp_id), store.result(cfg.exp_id)
+
+
+def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
+    from fembed_jax.store import DB_FILENAME
+
+    queued, result = stored(cfg, args)
+    if queued is None and result is None:
+        path = outputs_dir(args, registry_from_args(args).path) / DB_FILENAME
+        console.print(f"No results yet (no run store at {path})." if not path.exists() else "No results yet.")
+        return
     if queued:
         state = queued["state"] + (f": {queued['error']}" if queued.get("error") else "")
         console.print(f"state: {state} (attempts {queued.get('attempts') or 0})", highlight=False)
@@ -31,8 +39,10 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
         console.print("No results yet.")
         return
     record = result["record"]
+    from fembed_jax.train.runner import describe_result
+
     label = "legacy record (1 seed, final-epoch weights)" if result.get("legacy") else (
-        f"{len(record.get('seeds', []))} seeds, selection '{record.get('selection')}'")
+        f"{describe_result(result)}, selection '{record.get('selection')}'")
     stale = "" if result.get("current") in (None, True) else "  [yellow](from an older config)[/]"
     console.print(f"[bold]results[/]: {label}{stale}")
     per_seed = record.get("val_metrics_per_seed") or [dict(record.get("val_metrics", {}), seed="-")]

@@ -52,7 +52,14 @@ def training_devices(devices: str | int = "auto") -> list:
     """The devices an experiment's member axis is sharded over."""
     import jax
 
-    available = jax.devices()
+    try:
+        available = jax.devices()
+    except RuntimeError as exc:  # e.g. "Unable to initialize backend 'rocm'" on a CPU-only jaxlib
+        if "cuda" in (jax.config.jax_platforms or ""):
+            raise ValueError("JAX sees no GPU (this jaxlib has no GPU support): on an NVIDIA "
+                             "machine install it with pip install 'jax[cuda12]' in the venv, or "
+                             "use --device cpu") from exc
+        raise ValueError(f"JAX cannot start a device: {str(exc).splitlines()[0]}") from exc
     if devices in ("auto", "all"):
         return available
     count = int(devices)

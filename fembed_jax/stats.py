@@ -48,6 +48,10 @@ LEGACY_LABEL = "legacy (1 seed, final-epoch weights)"
 
 # ---- counts and spreads -----------------------------------------------------------------------
 
+class BlockLengthError(ValueError):
+    """A bootstrap block longer than the windows it resamples (a user's --block)."""
+
+
 def precision_interval(true_positives: int, predicted_positives: int, z: float = 1.96) -> dict:
     """Precision TP / PP with its Wilson interval; PP = 0 gives precision 0 and (0, 1)."""
     tp, pp = int(true_positives), int(predicted_positives)
@@ -180,7 +184,8 @@ def bootstrap_weights(n: int, n_boot: int, rng: np.random.Generator, block_lengt
     if n < 1 or n_boot < 1:
         raise ValueError(f"bootstrap needs n >= 1 and n_boot >= 1, got n={n}, n_boot={n_boot}")
     if not 1 <= block_length <= n:
-        raise ValueError(f"block_length must be in [1, {n}], got {block_length}")
+        raise BlockLengthError(f"bootstrap block length {block_length} is outside [1, {n}] "
+                               f"({n} windows are scored)")
     if block_length == 1:
         idx = rng.integers(0, n, size=(n_boot, n))
     else:

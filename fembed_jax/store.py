@@ -35,15 +35,14 @@ import logging
 import math
 import os
 import pathlib
-import socket
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from fembed_jax import faults
+from fembed_jax.liveness import STALE_AFTER_S, judge, make_owner
 from fembed_jax.results_io import dumps, to_jsonable
 
 __all__ = [
@@ -52,7 +51,6 @@ __all__ = [
     "SyncReport",
     "SCHEMA_VERSION",
     "STATES",
-    "DEFAULT_STALE_AFTER_S",
     "DB_FILENAME",
     "default_store_path",
     "make_owner",
@@ -66,7 +64,6 @@ SCHEMA_VERSION = 1
 STATES = ("pending", "running", "done", "failed", "skipped")
 # A runner heartbeats far more often than this (every few seconds from a background thread);
 # an epoch at a500 on a slow CPU can take minutes, so the heartbeat must not be per epoch only.
-DEFAULT_STALE_AFTER_S = 600.0
 DEFAULT_BUSY_TIMEOUT_S = 30.0  # FEMBED_STORE_BUSY_TIMEOUT_S overrides it (seconds)
 
 # The original's analysis flagged a collapsed model when max(p) - min(p) < 0.1 on validation.
@@ -176,36 +173,29 @@ def default_store_path(outputs_dir: str | os.PathLike[str] = "outputs") -> pathl
     return pathlib.Path(outputs_dir) / DB_FILENAME
 
 
-def make_owner() -> str:
-    """A claim owner id ``host:pid:uuid`` (unique per runner, readable in the TUI)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def _owner_is_dead_local(owner: str | None) -> bool:
-    """True only if ``owner`` names a process on this host that no longer exists.
+def _refuse_foreign_file(path: pathlib.Path) -> None:
+    """Refuse a store file that is not SQLite or is empty while results exist beside it.
 
-    Lets a runner restarted after ``kill -9`` take its experiment back at once instead of
-    waiting for the heartbeat to go stale. Anything uncertain (other host, unparsable id,
-    non-POSIX system, permission errors) counts as alive.
+    SQLite would treat a truncated (0-byte) file as a new database and silently start an empty
+    queue, losing every queue state, epoch row and legacy record.
     """
-    if not owner or os.name != "posix":  # os.kill(pid, 0) would terminate on Windows
-        return False
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname():
-        return False
     try:
-        pid = int(parts[1])
-    except ValueError:
-        return False
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: exists, owned by someone else
-        return False
-    return False
+        with open(path, "rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise StoreError(f"run store {path} cannot be read: {err.strerror or err}") from err
+    if head and head != _SQLITE_MAGIC:
+        raise StoreError(f"{path} is not an SQLite run store (damaged or another file); move it "
+                         "aside to start a new store")
+    if not head and any(path.parent.glob("*/results.json")):
+        raise StoreError(f"run store {path} is empty (0 bytes) although results exist in "
+                         f"{path.parent}: it was truncated or replaced; move it aside to start a "
+                         "new store (results.json files are kept)")
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -319,8 +309,8 @@ class RunStore:
 
     Use as a context manager, or call ``close()``; one connection per store object, shared by
     the object's methods under a lock (so a Textual worker thread may use it too).
-    ``readonly=True`` opens a reader (TUI, ``fembed status``): it can create the file and its
-    schema if missing but otherwise refuses every write.
+    ``readonly=True`` opens a reader (TUI, ``fembed status``): it needs an existing store of
+    this schema version, opens it read-only at the SQLite level and refuses every write.
     """
 
     def __init__(
@@ -338,26 +328,66 @@ class RunStore:
         self._clock = clock
         self._busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection | None = sqlite3.connect(
-            self.path,
-            timeout=busy_timeout_s,
-            isolation_level=None,  # autocommit; transactions are explicit BEGIN ... COMMIT
-            check_same_thread=False,
-        )
+        self._conn: sqlite3.Connection | None = None
+        if readonly:
+            self._conn = self._open_reader()
+            return
+        _refuse_foreign_file(self.path)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"run store {self.path} cannot be created: {err.strerror or err}") from err
+        try:
+            self._conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_s,
+                isolation_level=None,  # autocommit; transactions are explicit BEGIN ... COMMIT
+                check_same_thread=False,
+            )
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             self._enable_wal()
             self._ensure_schema()
-            if readonly:
-                self._conn.execute("PRAGMA query_only = 1")
         except sqlite3.Error as err:  # full disk, read-only folder, not an SQLite file
             self.close()
-            raise StoreError(f"run store {self.path} cannot be opened: {err}") from err
+            raise StoreError(f"run store {self.path} cannot be opened for writing: {err}") from err
         except BaseException:
             self.close()
             raise
+
+    def _open_reader(self) -> sqlite3.Connection:
+        """A connection that can never write, not even the schema or the journal mode, so a
+        store on read-only media, or one another user owns, can still be read. A folder we
+        cannot write holds no live writer either (it could not create its journal), so the file
+        is opened as immutable there: SQLite then needs no -shm file beside it."""
+        if not self.path.exists():
+            raise StoreError(f"no run store at {self.path}")
+        _refuse_foreign_file(self.path)
+        if not os.access(self.path, os.R_OK):
+            raise StoreError(f"run store {self.path} cannot be read: permission denied")
+        immutable = not os.access(self.path.parent, os.W_OK)
+        uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+        conn = None
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA query_only = 1")
+            row = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                               "AND name = 'schema_version'").fetchone()
+            version = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone() if row else None
+        except sqlite3.Error as err:
+            if conn is not None:
+                conn.close()
+            raise StoreError(f"run store {self.path} cannot be read: {err}") from err
+        if version is None or version[0] != SCHEMA_VERSION:
+            conn.close()
+            if version is None:
+                raise StoreError(f"{self.path} is not a fembed run store (it has no schema)")
+            raise StoreError(f"run store {self.path} has schema version {version[0]}; this fembed reads "
+                             f"{SCHEMA_VERSION} (a writer such as `fembed run` migrates an older one)")
+        return conn
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -562,19 +592,10 @@ class RunStore:
             return False
         if row["claimed_by"] == owner:
             return True
-        heartbeat = row["heartbeat_at"]
-        if heartbeat is None or now - heartbeat > stale_after_s:
-            age = "never" if heartbeat is None else f"{now - heartbeat:.0f}s ago"
-            log.warning(
-                "run store %s: %s takes over %s from %s (last heartbeat %s)",
-                self.path, owner, row["exp_id"], row["claimed_by"], age,
-            )
-            return True
-        if _owner_is_dead_local(row["claimed_by"]):
-            log.warning(
-                "run store %s: %s takes over %s from %s (process no longer exists)",
-                self.path, owner, row["exp_id"], row["claimed_by"],
-            )
+        verdict = judge(row["claimed_by"], row["heartbeat_at"], row["started_at"], now, stale_after_s)
+        if verdict.dead:
+            log.warning("run store %s: %s takes over %s from %s (%s)",
+                        self.path, owner, row["exp_id"], row["claimed_by"], verdict.reason)
             return True
         return False
 
@@ -593,7 +614,7 @@ class RunStore:
         self,
         exp_id: str,
         owner: str,
-        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        stale_after_s: float = STALE_AFTER_S,
         *,
         max_attempts: int | None = None,
     ) -> bool:
@@ -619,7 +640,7 @@ class RunStore:
         owner: str,
         *,
         exp_ids: Sequence[str] | None = None,
-        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        stale_after_s: float = STALE_AFTER_S,
         retry_failed: bool = False,
         max_attempts: int | None = None,
     ) -> str | None:

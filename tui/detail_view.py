@@ -110,6 +110,10 @@ class DetailView(VerticalScroll):
                          f"elapsed · ETA {fmt.duration(p.eta_s, masked)}")
         if queue is not None and queue.state == "failed":
             lines.append(f"[b red]failed[/] (attempt {queue.attempts}): {escape(queue.note)}")
+        if queue is not None and queue.state in ("interrupted", "stalled"):
+            what = ("the next `fembed run` of it resumes from its last checkpoint"
+                    if queue.state == "interrupted" else "still holds its claim")
+            lines.append(f"[b magenta]{queue.state}[/]: runner {escape(queue.note)}; {what}")
         if not lines:
             lines.append("[dim]No result yet.[/dim]")
         return "\n".join(lines)

@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fembed_jax.config import CONFIG_FIELDS, ExperimentConfig
+from fembed_jax.liveness import shown_state
 from fembed_jax.train.runner import SEED_BASE
 
 NOT_QUEUED = "not queued"
-QUEUE_STATES = ("running", "failed", "pending", "done", "skipped", NOT_QUEUED)
+# "stalled" and "interrupted" are running rows as fembed_jax.liveness judges their owner.
+QUEUE_STATES = ("running", "stalled", "interrupted", "failed", "pending", "done", "skipped", NOT_QUEUED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,9 +192,12 @@ def queue_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot, now: float) 
         if row is None:
             rows.append(QueueRow(exp, NOT_QUEUED, 0, 0, None, "", exp_id in legacy))
             continue
-        state = row["state"]
-        prog = progress(row, exp, snap.epochs.get(exp_id, ()), now) if state == "running" else None
-        note = (row.get("error") or "") if state == "failed" else (row.get("claimed_by") or "") if state == "running" else ""
+        state, note = shown_state(row, now)
+        prog = progress(row, exp, snap.epochs.get(exp_id, ()), now) if state in ("running", "stalled") else None
+        if state == "failed":
+            note = row.get("error") or ""
+        elif state == "running":
+            note = row.get("claimed_by") or ""
         rows.append(QueueRow(exp, state, int(row.get("attempts") or 0), int(row.get("epochs_run") or 0),
                              prog, note, exp_id in legacy))
     return rows

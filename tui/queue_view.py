@@ -14,7 +14,8 @@ from . import fmt
 from .model import NOT_QUEUED, QueueRow
 from .tables import selected_key, sync_rows
 
-STATE_STYLE = {"pending": "", "running": "bold yellow", "done": "green", "failed": "bold red",
+STATE_STYLE = {"pending": "", "running": "bold yellow", "stalled": "yellow", "interrupted": "magenta",
+               "done": "green", "failed": "bold red",
                "skipped": "dim", NOT_QUEUED: "dim"}
 COLUMNS = (("id", "id"), ("state", "state"), ("progress", "progress"), ("seeds", "seeds"),
            ("elapsed", "elapsed"), ("eta", "ETA"), ("note", "error / runner"), ("priority", "priority"),
@@ -80,7 +81,7 @@ class QueueView(Vertical):
 
     def show(self, rows: Sequence[QueueRow], masked: bool) -> None:
         self._rows = {row.exp.exp_id: row for row in rows}
-        running = [row for row in rows if row.state == "running" and row.progress is not None]
+        running = [row for row in rows if row.state in ("running", "stalled") and row.progress is not None]
         bars = list(self.query(RunningBar))
         for bar, row in zip(bars, running):
             bar.show(row, masked)

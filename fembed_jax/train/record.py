@@ -29,14 +29,28 @@ def estimated_params(cfg: ExperimentConfig) -> int:
             + 2 * d + d * n + 1)
 
 
+# Beside jax/flax/optax, the packages that decide feature values (pandas, TA-Lib, arch), the
+# metrics (scikit-learn, numpy) and the checkpoints (orbax).
+_RECORDED_PACKAGES = {"jaxlib": "jaxlib", "numpy": "numpy", "pandas": "pandas", "talib": "TA-Lib",
+                      "arch": "arch", "scikit_learn": "scikit-learn", "orbax_checkpoint": "orbax-checkpoint"}
+
+
 def versions() -> dict[str, str]:
+    from importlib import metadata
+
     import flax
     import jax
     import optax
 
-    return {"fembed": __version__, "jax": jax.__version__, "flax": flax.__version__,
-            "optax": optax.__version__, "python": sys.version.split()[0],
-            "platform": platform.platform()}
+    found = {"fembed": __version__, "jax": jax.__version__, "flax": flax.__version__,
+             "optax": optax.__version__, "python": sys.version.split()[0],
+             "platform": platform.platform()}
+    for key, distribution in _RECORDED_PACKAGES.items():
+        try:
+            found[key] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            found[key] = None
+    return found
 
 
 def device_info() -> dict[str, Any]:

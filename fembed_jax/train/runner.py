@@ -21,14 +21,11 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import signal
-import socket
 import sqlite3
 import threading
 import time
 import traceback
-import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,9 +33,8 @@ from typing import Any
 
 from fembed_jax import faults
 from fembed_jax.config import ExperimentConfig
+from fembed_jax.liveness import HEARTBEAT_S, make_owner
 
-HEARTBEAT_SECONDS = 10.0
-STALE_AFTER_SECONDS = 120.0
 SEED_BASE = 42  # the original's seed; seed k of an experiment is SEED_BASE + k
 
 
@@ -53,15 +49,18 @@ class RunOptions:
     evaluate_test: bool = False
     group: bool = True  # train structurally identical experiments in one program
     devices: int | str = 1  # devices the member axis is sharded over: a count or "all"
-    owner: str = dataclasses.field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    owner: str = dataclasses.field(default_factory=make_owner)
 
 
 @dataclasses.dataclass
 class PlanItem:
     cfg: ExperimentConfig
     run_hash: str
-    status: str  # "done" (will be skipped), "run", "rerun" (--force)
+    # "done" (will be skipped), "run", "rerun" (done, again with --force), "replace" (another
+    # run's finished result of this id is in the store: training replaces it, so the CLI asks
+    # for --force first)
+    status: str
+    replaces: dict | None = None  # with "replace": the stored result's summary row
 
 
 @dataclasses.dataclass
@@ -116,15 +115,31 @@ def seeds_of(cfg: ExperimentConfig) -> list[int]:
     return [SEED_BASE + k for k in range(cfg.seeds)]
 
 
-def make_plan(configs: list[ExperimentConfig], options: RunOptions, store) -> list[PlanItem]:
+def make_plan(configs: list[ExperimentConfig], options: RunOptions, store=None) -> list[PlanItem]:
+    """What running ``configs`` would do; ``store`` None (no store yet) means nothing is done."""
     plan = []
     for cfg in configs:
         cfg = resolve(cfg, options)
         h = run_hash(cfg, options.data_config)
-        done = store.is_done(cfg.exp_id, h)
-        status = "rerun" if done and options.force else "done" if done else "run"
-        plan.append(PlanItem(cfg, h, status))
+        stored = store.result(cfg.exp_id) if store is not None else None
+        if stored is not None and stored.get("legacy"):
+            stored = None  # legacy records sit beside fembed's results; training never replaces them
+        if stored is not None and stored["config_hash"] == h:
+            plan.append(PlanItem(cfg, h, "rerun" if options.force else "done"))
+        elif stored is not None:
+            plan.append(PlanItem(cfg, h, "replace", replaces=stored))
+        else:
+            plan.append(PlanItem(cfg, h, "run"))
     return plan
+
+
+def describe_result(stored: dict) -> str:
+    """'5 seeds x 50 epochs on builtin:sp500 data' for a stored result (what a replace would lose)."""
+    record = stored.get("record") or {}
+    seeds = len(record.get("seeds") or ()) or "?"
+    epochs = (record.get("hyperparameters") or {}).get("epochs", "?")
+    source = ((record.get("data") or {}).get("source_id") or "?").split("|")[0]
+    return f"{seeds} seed{'' if seeds == 1 else 's'} x {epochs} epochs on {source} data"
 
 
 class _Heartbeat(threading.Thread):
@@ -139,7 +154,7 @@ class _Heartbeat(threading.Thread):
         from fembed_jax.store import RunStore
 
         with RunStore(self.store_path) as store:
-            while not self.halt.wait(HEARTBEAT_SECONDS):
+            while not self.halt.wait(HEARTBEAT_S):
                 for exp_id in self.exp_ids:
                     try:
                         store.heartbeat(exp_id, self.owner)
@@ -303,7 +318,7 @@ def _claim_group(group: list[PlanItem], store, options: RunOptions, summary: Run
         try:
             if item.status == "rerun":
                 store.reset(item.cfg.exp_id)
-            got = store.claim(item.cfg.exp_id, options.owner, stale_after_s=STALE_AFTER_SECONDS)
+            got = store.claim(item.cfg.exp_id, options.owner)
         except (StoreError, sqlite3.Error) as exc:
             store_failure(item, exc)
             for mine in claimed:
@@ -486,6 +501,20 @@ def _train_group(items: list[PlanItem], options: RunOptions, store, datasets: di
         raise _Interrupt(exc.epoch) from exc
     splits = {split: data.size(split) for split in ("train", "val", "test")}
     return _group_outcomes(items, results, splits, _data_info(dataset), dataset)
+
+
+def check_data(plan: list[PlanItem], options: RunOptions) -> None:
+    """Load every dataset the plan's work needs, once, and check each experiment against it, so
+    bad data is reported (DataError) before anything is claimed or written."""
+    from fembed_jax.data import DataError
+
+    datasets: dict = {}
+    for item in plan:
+        if item.status != "done":
+            try:
+                _check_features([item], _dataset(item.cfg, options, datasets))
+            except ValueError as exc:  # DataError is one; a registry/data mismatch is bad input too
+                raise DataError(str(exc)) from exc
 
 
 def _check_features(items: list[PlanItem], dataset) -> None:

@@ -352,14 +352,17 @@ def test_zz_report_data_outcomes():
 
 
 @pytest.mark.slow
-def test_a_bad_data_file_fails_each_experiment_with_its_message_and_no_traceback(tmp_path):
-    """`fembed run --data bad.csv`: each experiment fails with the DataError, the queue goes on."""
+def test_a_bad_data_file_is_refused_before_anything_is_written(tmp_path):
+    """`fembed run --data bad.csv`: one line naming the file and the column, exit 2, no store."""
     make_project(tmp_path)
     bad = tmp_path / "prices.csv"
     BASE_FRAME.drop(columns="Volume").to_csv(bad, index=False)
     code, out, err = fembed_inprocess(tmp_path, "run", "--all", "--data", str(bad))
-    assert code == 1, out + err
+    assert code == 2, out + err
     assert "Traceback" not in out + err
-    assert out.count("failed: DataError:") == 2 and "missing column(s) Volume" in out
+    assert err.count("error:") == 1 and f"{bad}: missing column(s) Volume" in err
+    assert not (tmp_path / "outputs" / "fembed.db").exists()
+    code, out, err = fembed_inprocess(tmp_path, "run", "--all", "--data", str(bad), "--dry-run")
+    assert code == 2 and "missing column(s) Volume" in err
     report("bad-input", case="fembed run --data with a file missing Volume",
-           outcome="each experiment failed with 'DataError: ...prices.csv: missing column(s) Volume', exit 1")
+           outcome="refused before the queue: 'error: ...prices.csv: missing column(s) Volume', exit 2, no store written")

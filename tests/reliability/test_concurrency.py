@@ -156,7 +156,7 @@ def test_three_runners_train_every_experiment_exactly_once_while_readers_poll(tm
 
 @pytest.mark.slow
 def test_a_runner_that_lost_its_claim_stops_touching_the_experiment(tmp_path, reference, monkeypatch):
-    """This runner's heartbeat went stale (a laptop asleep past STALE_AFTER_SECONDS) and another
+    """This runner's heartbeat went stale (a laptop asleep past STALE_AFTER_S) and another
     runner took TT-01 over: at its next epoch this runner must notice, leave TT-01 alone (no
     checkpoint, result or state written for it) and go on with the queue."""
     import sqlite3

@@ -88,8 +88,8 @@ def test_a_stale_claim_of_another_host_is_taken_over_once_its_heartbeat_expires(
                                                                                 reference, caplog):
     """A runner on another node died holding TT-01 (its epoch 1 checkpointed): that process
     cannot be checked from here, so its claim holds until the heartbeat is older than
-    STALE_AFTER_SECONDS; then the next run takes TT-01 over and resumes it."""
-    from fembed_jax.train import runner
+    STALE_AFTER_S; then the next run takes TT-01 over and resumes it."""
+    from fembed_jax.liveness import STALE_AFTER_S
 
     root = copy_of(interrupted)
     now = time.time()
@@ -106,12 +106,12 @@ def test_a_stale_claim_of_another_host_is_taken_over_once_its_heartbeat_expires(
     # Time passes (here: the heartbeat is back-dated) and nobody refreshes the claim.
     with sqlite3.connect(store_path(root)) as db:
         db.execute("UPDATE experiments SET heartbeat_at = ? WHERE exp_id = 'TT-01'",
-                   (now - runner.STALE_AFTER_SECONDS - 1,))
+                   (now - STALE_AFTER_S - 1,))
     db.close()
     code, out, err = fembed_inprocess(root, "run", "--all")
     assert code == 0, out + err
     assert "takes over TT-01 from node-7:4242:0badc0de" in caplog.text
     assert_same_outcome(root, reference)
     report("stale-claim", point="claim of TT-01 held by a dead runner on another host",
-           outcome="respected while its heartbeat is fresh; taken over after STALE_AFTER_SECONDS; "
+           outcome="respected while its heartbeat is fresh; taken over after STALE_AFTER_S; "
                    "results equal the uninterrupted run")

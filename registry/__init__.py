@@ -1,0 +1,1 @@
+"""The experiment registry (data, not code); a package only so the wheel can carry it."""
