@@ -58,11 +58,10 @@ def param_counts(configs: Iterable[ExperimentConfig]) -> dict[str, int]:
             missing = True
         counts[cfg.exp_id] = cache[key]
     if missing:
+        from fembed_jax.atomic import atomic_write
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(cache, indent=0, sort_keys=True))
-            os.replace(tmp, path)
+            atomic_write(path, json.dumps(cache, indent=0, sort_keys=True).encode("utf-8"))
         except OSError:
             pass  # a read-only cache only costs time
     return counts

@@ -5,13 +5,20 @@ One orbax step per saved epoch, holding two items:
 * ``state`` — any pytree of jax/numpy arrays (seed-stacked params, optax state with its
   namedtuples, early-stopping arrays, PRNG key *data* as uint32); restored against an abstract
   target so container types come back as they were saved.
-* ``meta``  — a small JSON object: the caller's fields plus ``config_hash``, ``epoch`` and
-  ``state_sha256``, a SHA-256 over every leaf's dtype, shape and bytes.
+* ``meta``  — a small JSON object: the caller's fields plus ``config_hash``, ``epoch``,
+  ``state_sha256`` (a SHA-256 over every leaf's dtype, shape and bytes) and ``meta_sha256``
+  (a SHA-256 of the canonical JSON of all the other meta fields, state_sha256 included).
 
-Why the digest: orbax/tensorstore detect truncated or missing files, but flipped bytes inside
-an array chunk restore silently as different numbers (checked on orbax 0.12.8). Comparing the
-digest after restore turns every kind of damage into an error, so ``restore_latest`` can fall
-back to the previous step instead of resuming from corrupted weights.
+Why the digests: orbax/tensorstore detect truncated or missing files, but flipped bytes inside
+an array chunk restore silently as different numbers (checked on orbax 0.12.8), and a meta
+file changed in one digit (a loss in the history, the epoch) is still valid JSON. Comparing
+both digests after restore turns every kind of damage into an error, so ``restore_latest`` can
+fall back to the previous step instead of resuming from corrupted weights or a wrong history.
+Everything a resume trusts is covered: the state by state_sha256, the meta (history, seeds,
+config hash, epoch, and state_sha256 itself) by meta_sha256, and the step's directory name by
+the check that it equals the meta's epoch. Steps of format 1 (fembed before meta_sha256) are
+still restored, their meta unverified, with a logged warning: they are what `fembed evaluate`
+reads of runs finished by that release.
 
 Crash safety comes from orbax: a step is written to ``<step>.orbax-checkpoint-tmp`` and
 renamed to ``<step>`` only when complete; unfinished tmp dirs are never listed as steps, are
@@ -35,14 +42,18 @@ import jax
 import numpy as np
 
 from fembed_jax import faults
-from fembed_jax.results_io import fsync_directory, to_jsonable
+from fembed_jax.atomic import fsync_directory
+from fembed_jax.results_io import content_digest, to_jsonable
 
-__all__ = ["Checkpointer", "CheckpointWarning", "RestoredCheckpoint", "state_digest"]
+__all__ = ["Checkpointer", "CheckpointWarning", "RestoredCheckpoint", "meta_digest", "state_digest"]
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
-_RESERVED_META = ("epoch", "state_sha256", "checkpoint_format", "saved_at")
+CHECKPOINT_FORMAT = 2  # 2: meta carries meta_sha256
+_UNSEALED_FORMAT = 1  # saved before meta_sha256 existed
+_META_DIGEST = "meta_sha256"
+_RESERVED_META = ("epoch", "state_sha256", _META_DIGEST, "checkpoint_format", "saved_at")
+_INTERNAL_META = ("state_sha256", _META_DIGEST, "checkpoint_format")  # not handed back to callers
 
 
 class CheckpointWarning(UserWarning):
@@ -81,6 +92,30 @@ def state_digest(state: Any) -> str:
         digest.update(f"{array.dtype.str}|{array.shape};".encode())
         digest.update(memoryview(array).cast("B") if array.size else b"")
     return digest.hexdigest()
+
+
+def meta_digest(meta: Mapping[str, Any]) -> str:
+    """SHA-256 of a step's meta item without its own ``meta_sha256`` field (canonical JSON:
+    the same after orbax's JSON round trip)."""
+    return content_digest({key: value for key, value in meta.items() if key != _META_DIGEST})
+
+
+def _meta_problem(meta: Any, step: int) -> str | None:
+    """Why a step's meta item cannot be trusted (None when it can).
+
+    A meta of format 1 has no digest to check; it is accepted (see the module docstring), but
+    its epoch must still be the step's.
+    """
+    if not isinstance(meta, dict):
+        return f"metadata is a {type(meta).__name__}, not an object"
+    saved = meta.get(_META_DIGEST)
+    if saved is None and meta.get("checkpoint_format") != _UNSEALED_FORMAT:
+        return f"metadata has no {_META_DIGEST} (damaged)"
+    if saved is not None and saved != meta_digest(meta):
+        return "metadata does not match its digest (edited or damaged after it was saved)"
+    if meta.get("epoch") != step:
+        return f"metadata is of epoch {meta.get('epoch')!r}, not of its step {step}"
+    return None
 
 
 def _abstract_leaf(leaf: Any) -> Any:
@@ -245,6 +280,7 @@ class Checkpointer:
             "checkpoint_format": CHECKPOINT_FORMAT,
             "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         }
+        full_meta[_META_DIGEST] = meta_digest(full_meta)
         manager = self._mgr()
         ocp = _orbax()
         manager.reload()
@@ -273,8 +309,9 @@ class Checkpointer:
         ``abstract_state`` is the target structure: a pytree of ``jax.ShapeDtypeStruct`` (e.g.
         from ``jax.eval_shape(init, key)``) or of concrete arrays shaped like the state; its
         container types (optax namedtuples) and dtypes are those returned. Steps are tried
-        newest first; a step from another config, with unreadable files, or whose restored
-        contents fail the digest is skipped with a ``CheckpointWarning``.
+        newest first; a step with unreadable files, whose meta fails its digest or names
+        another epoch, from another config, or whose restored contents fail the state digest
+        is skipped with a ``CheckpointWarning``: it is never resumed from.
         """
         steps = self.steps()
         if not steps:
@@ -289,9 +326,12 @@ class Checkpointer:
             except Exception as err:  # damaged in any way: try an older step
                 self._skip(path, f"unreadable metadata ({_short(err)})")
                 continue
-            if not isinstance(meta, dict) or meta.get("config_hash") != self.config_hash:
-                found = meta.get("config_hash") if isinstance(meta, dict) else None
-                self._skip(path, f"saved for config {found!r}, not {self.config_hash!r}")
+            problem = _meta_problem(meta, step)
+            if problem:
+                self._skip(path, problem)
+                continue
+            if meta.get("config_hash") != self.config_hash:
+                self._skip(path, f"saved for config {meta.get('config_hash')!r}, not {self.config_hash!r}")
                 continue
             try:
                 state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
@@ -301,8 +341,11 @@ class Checkpointer:
             if meta.get("state_sha256") != state_digest(state):
                 self._skip(path, "restored contents do not match the saved digest (damaged data, or the target's dtypes differ from the saved ones)")
                 continue
-            user_meta = {k: v for k, v in meta.items() if k not in ("state_sha256", "checkpoint_format")}
-            return RestoredCheckpoint(int(meta.get("epoch", step)), state, user_meta)
+            if _META_DIGEST not in meta:
+                log.warning("checkpoint %s: saved by an older fembed (format %s): its metadata "
+                            "(history, seeds) cannot be verified", path, meta.get("checkpoint_format"))
+            user_meta = {k: v for k, v in meta.items() if k not in _INTERNAL_META}
+            return RestoredCheckpoint(step, state, user_meta)
         return None
 
     def _skip(self, path: pathlib.Path, why: str) -> None:

@@ -11,25 +11,33 @@ does the seed ensemble achieve?"; the probabilities can. Each run keeps, on the 
 
 Window starts are row numbers of one tier (tiers drop different warm-up rows), so two
 experiments on different tiers are paired by decision date, not by start row.
-The file is written atomically (temporary file in the same folder, then ``os.replace``).
+The file is written atomically (fembed_jax.atomic).
+
+Integrity: results.json records the file's SHA-256 (``predictions_sha256``, taken by
+``results_io.write_results`` from the file beside it). ``load_predictions`` checks it, so a file
+overwritten, cut short or deleted after its results.json was written is reported damaged
+(``PredictionsDamagedError``) instead of being used or silently missing. A results.json
+without the field (written before it existed) leaves the file unverified, as before.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fembed_jax.atomic import atomic_write
+
 __all__ = [
     "PREDICTIONS_FILENAME",
     "Predictions",
+    "PredictionsDamagedError",
     "PredictionsError",
     "align",
+    "digests_beside",
     "load_predictions",
     "predictions_path",
     "save_predictions",
@@ -37,10 +45,17 @@ __all__ = [
 ]
 
 PREDICTIONS_FILENAME = "val_predictions.npz"
+# The prediction files whose digest results.json records (test predictions are written after
+# test_results.json, by `fembed evaluate`, and belong to no results.json).
+SEALED_FILENAMES = (PREDICTIONS_FILENAME,)
 
 
 class PredictionsError(ValueError):
     """A predictions file that cannot be used (unreadable, missing arrays, shapes disagree)."""
+
+
+class PredictionsDamagedError(PredictionsError):
+    """results.json records a predictions file that is missing or whose bytes changed since."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,10 +101,8 @@ def _check(probs: np.ndarray, labels: np.ndarray, starts: np.ndarray, seeds: np.
         raise PredictionsError(f"{where}: labels must be 0 or 1")
 
 
-def write_predictions(path: str | os.PathLike[str], probs, labels, starts, seeds,
-                      dates=None) -> Path:
-    """Write the arrays to ``path`` atomically (temp file beside it, fsync, os.replace)."""
-    path = Path(path)
+def _write(path: Path, probs, labels, starts, seeds, dates) -> Path:
+    """Check the arrays and write them to ``path`` atomically."""
     arrays: dict[str, np.ndarray] = {
         "probs": np.asarray(probs, np.float32),
         "labels": np.asarray(labels, np.float32).reshape(-1),
@@ -100,19 +113,41 @@ def write_predictions(path: str | os.PathLike[str], probs, labels, starts, seeds
         arrays["dates"] = np.asarray(dates).astype("datetime64[D]").reshape(-1)
     _check(arrays["probs"], arrays["labels"], arrays["starts"], arrays["seeds"],
            arrays.get("dates"), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            np.savez(tmp, **arrays)  # a file object: numpy does not append ".npz"
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+    # A file object: numpy does not append ".npz" to it.
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def write_predictions(path: str | os.PathLike[str], probs, labels, starts, seeds,
+                      dates=None) -> Path:
+    """Write the arrays to ``path`` atomically and keep the results.json beside it in step.
+
+    This is the writer for predictions made after their result (``fembed evaluate --split
+    val`` re-scoring a run, after checking the weights reproduce it): when a sealed, intact
+    results.json beside ``path`` records another digest for this file, it is rewritten with the
+    new one, or it would call the new file damaged. An unsealed (older) or damaged results.json
+    is left alone: the first stays unverified, the second is the runner's to rebuild.
+    """
+    path = _write(Path(path), probs, labels, starts, seeds, dates)
+    if path.name in SEALED_FILENAMES:
+        _reseal_results(path)
     return path
+
+
+def _reseal_results(path: Path) -> None:
+    """Rewrite the sealed, intact results.json beside ``path`` when it records another digest."""
+    from fembed_jax import results_io
+
+    results = path.parent / results_io.RESULTS_FILENAME
+    try:
+        record = results_io.read_results(results)  # verifies the seal
+    except (OSError, results_io.ResultsFileError):
+        return
+    if results_io.RECORD_DIGEST_KEY not in record:
+        return
+    if (record.get(results_io.PREDICTIONS_DIGEST_KEY) or {}).get(path.name) == results_io.file_sha256(path):
+        return
+    body = {key: value for key, value in record.items() if key not in results_io.SEAL_KEYS}
+    results_io.write_results(results, body)  # takes the new file's digest
 
 
 def save_predictions(outputs_dir: str | os.PathLike[str], exp_id: str, fit_result: Any,
@@ -128,22 +163,13 @@ def save_predictions(outputs_dir: str | os.PathLike[str], exp_id: str, fit_resul
     starts = np.asarray(dataset.starts[split])
     dates = dataset.decision_dates(split) if hasattr(dataset, "decision_dates") else None
     filename = PREDICTIONS_FILENAME if split == "val" else f"{split}_predictions.npz"
-    return write_predictions(predictions_path(outputs_dir, exp_id, filename), probs, labels,
-                             starts, fit_result.seeds, dates)
+    # Not write_predictions: the runner writes results.json next, which takes this file's digest.
+    return _write(predictions_path(outputs_dir, exp_id, filename), probs, labels, starts,
+                  fit_result.seeds, dates)
 
 
-def load_predictions(outputs_dir: str | os.PathLike[str], exp_id: str,
-                     filename: str = PREDICTIONS_FILENAME) -> Predictions | None:
-    """The saved predictions of ``exp_id``, None when the run saved none.
-
-    A file that exists but cannot be read raises ``PredictionsError`` naming it.
-    """
-    try:
-        path = predictions_path(outputs_dir, exp_id, filename)
-    except ValueError:
-        return None  # an id that is no directory name has no outputs folder
-    if not path.exists():
-        return None
+def _read(path: Path) -> Predictions:
+    """The predictions in ``path``; ``PredictionsError`` naming it when they cannot be used."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {key: npz[key] for key in npz.files}
@@ -156,6 +182,73 @@ def load_predictions(outputs_dir: str | os.PathLike[str], exp_id: str,
     _check(data["probs"], data["labels"], data["starts"], data["seeds"], dates, str(path))
     return Predictions(probs=data["probs"], labels=data["labels"], starts=data["starts"],
                        seeds=data["seeds"], dates=dates)
+
+
+def digests_beside(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """``{filename: sha256}`` of the sealed prediction files in ``folder`` that can be used.
+
+    What results.json records (``results_io.write_results``). A file that does not load is
+    left out rather than recorded: its digest would vouch for damage.
+    """
+    from fembed_jax.results_io import file_sha256
+
+    found = {}
+    for name in SEALED_FILENAMES:
+        path = Path(folder) / name
+        if not path.is_file():
+            continue
+        try:
+            _read(path)
+        except PredictionsError:
+            continue
+        found[name] = file_sha256(path)
+    return found
+
+
+def _recorded_digest(path: Path) -> str | None:
+    """The SHA-256 the results.json beside ``path`` records for it; None when it records none,
+    or cannot vouch for anything (missing or damaged: then the file is unverified)."""
+    from fembed_jax import results_io
+
+    if path.name not in SEALED_FILENAMES:
+        return None
+    try:
+        record = results_io.read_results(path.parent / results_io.RESULTS_FILENAME)
+    except (OSError, results_io.ResultsFileError):
+        return None
+    digest = (record.get(results_io.PREDICTIONS_DIGEST_KEY) or {}).get(path.name)
+    return digest if isinstance(digest, str) else None
+
+
+def load_predictions(outputs_dir: str | os.PathLike[str], exp_id: str,
+                     filename: str = PREDICTIONS_FILENAME) -> Predictions | None:
+    """The saved predictions of ``exp_id``, None when the run saved none.
+
+    A file that exists but cannot be read raises ``PredictionsError`` naming it. When the
+    run's results.json records the file's digest, a file that is missing or does not match it
+    raises ``PredictionsDamagedError`` ("predictions missing (damaged)"): never used, never
+    silently absent.
+    """
+    try:
+        path = predictions_path(outputs_dir, exp_id, filename)
+    except ValueError:
+        return None  # an id that is no directory name has no outputs folder
+    recorded = _recorded_digest(path)
+    regenerate = f"`fembed evaluate {exp_id} --split val` writes it again from the run's checkpoint"
+    if not path.exists():
+        if recorded is None:
+            return None
+        raise PredictionsDamagedError(f"{path}: predictions missing (damaged): the file is gone, "
+                                      f"results.json records it; {regenerate}")
+    if recorded is not None:
+        from fembed_jax.results_io import file_sha256
+
+        actual = file_sha256(path)
+        if actual != recorded:
+            raise PredictionsDamagedError(
+                f"{path}: predictions missing (damaged): sha256 {actual[:12]}… differs from the "
+                f"{recorded[:12]}… results.json recorded when it was written; {regenerate}")
+    return _read(path)
 
 
 def align(a: Predictions, b: Predictions) -> tuple[np.ndarray, np.ndarray]:

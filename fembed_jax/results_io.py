@@ -1,9 +1,21 @@
-"""results.json on disk: atomic writes, strict reads, JSON that understands numpy.
+"""results.json on disk: atomic writes, sealed records, strict reads, JSON that understands numpy.
 
 A result record lives at ``outputs/<EXP_ID>/results.json``. Writers never leave a half-written
-file behind: the record goes to a temporary file in the same directory, is fsync'ed, and then
-``os.replace`` swaps it in (atomic on POSIX and Windows for files on one filesystem). A crash
-at any point leaves either the old file or the new one, never a mixture.
+file behind (fembed_jax.atomic: temporary file in the same directory, fsync, ``os.replace``). A
+crash at any point leaves either the old file or the new one, never a mixture.
+
+A file can still be changed afterwards (an edit, a bad copy, bit rot) and stay valid JSON, so
+``write_results`` seals the record it writes with two fields:
+
+* ``predictions_sha256`` — ``{"val_predictions.npz": sha256}`` of the run's predictions lying
+  beside results.json (the runner writes them first), so readers can tell a damaged or missing
+  predictions file (fembed_jax.predictions);
+* ``record_sha256`` — SHA-256 of the canonical JSON of the record without this field.
+
+``read_results`` checks the seal: a record whose content no longer matches it raises
+``ResultsFileError`` like any other damaged file, so the runner rebuilds it from the run store.
+A record written before seals existed (no ``record_sha256``) loads as it is: unverified, not
+damaged.
 
 What the record contains is decided elsewhere (the engine builds it); this module only moves
 dicts to and from disk.
@@ -11,45 +23,51 @@ dicts to and from disk.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import math
 import os
 import pathlib
 import re
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from fembed_jax import faults
+from fembed_jax.atomic import atomic_write, fsync_directory
 
 __all__ = [
     "ResultsFileError",
     "RESULTS_FILENAME",
+    "RECORD_DIGEST_KEY",
+    "PREDICTIONS_DIGEST_KEY",
+    "SEAL_KEYS",
+    "content_digest",
     "dumps",
+    "file_sha256",
+    "fsync_directory",
     "to_jsonable",
     "results_path",
+    "record_verified",
     "write_results",
     "read_results",
     "atomic_write_text",
 ]
 
 RESULTS_FILENAME = "results.json"
-
-# mkstemp makes 0600 files; a result file gets the permissions any file the user creates gets.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+RECORD_DIGEST_KEY = "record_sha256"
+PREDICTIONS_DIGEST_KEY = "predictions_sha256"
+SEAL_KEYS = (PREDICTIONS_DIGEST_KEY, RECORD_DIGEST_KEY)
 
 # Experiment ids become directory names; anything else (slashes, "..") could escape outputs/.
 _SAFE_EXP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class ResultsFileError(ValueError):
-    """A results.json that exists but cannot be used (empty, truncated, garbled, not an object)."""
+    """A results.json that exists but cannot be used (empty, truncated, garbled, not an object,
+    or changed since it was written: its content fails its ``record_sha256``)."""
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -100,58 +118,89 @@ def results_path(outputs_dir: str | os.PathLike[str], exp_id: str) -> pathlib.Pa
     return pathlib.Path(outputs_dir) / exp_id / RESULTS_FILENAME
 
 
-def fsync_directory(directory: pathlib.Path) -> None:
-    """Make a rename inside ``directory`` durable (POSIX); a no-op where dirs can't be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # Windows cannot open directories; its rename is durable enough.
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def content_digest(obj: Any) -> str:
+    """SHA-256 of the canonical JSON of ``obj`` (sorted keys, no whitespace, UTF-8).
+
+    Canonical so that the digest survives a JSON round trip: Python writes every float as its
+    shortest repr and reads it back to the same float, and key order does not matter.
+    """
+    text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (read in chunks: prediction files can be tens of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> pathlib.Path:
-    """Write ``text`` to ``path`` atomically: temp file in the same dir, fsync, os.replace.
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically (fembed_jax.atomic).
 
-    The temporary file lives next to the target so that the final rename never crosses a
-    filesystem boundary. If anything fails before the rename, the temporary file is removed
-    and the previous contents of ``path`` (if any) are untouched.
+    Hits the fault points ``results_io.before_replace`` / ``results_io.replaced``.
     """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        faults.hit("results_io.before_replace")
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    faults.hit("results_io.replaced")
-    fsync_directory(path.parent)
-    return path
+    return atomic_write(path, text.encode("utf-8"), fault="results_io")
+
+
+def _sealed(path: pathlib.Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with its seal fields (see the module docstring), as plain JSON types.
+
+    A predictions digest the record already carries is kept: it was taken when the file was
+    written, so a record rebuilt from the run store does not bless a file damaged since. Only
+    results.json is paired with predictions; other records (test_results.json) get the record
+    digest alone.
+    """
+    body = {key: value for key, value in to_jsonable(record).items() if key != RECORD_DIGEST_KEY}
+    if path.name == RESULTS_FILENAME and PREDICTIONS_DIGEST_KEY not in body:
+        from fembed_jax.predictions import digests_beside  # predictions imports this module
+
+        found = digests_beside(path.parent)
+        if found:
+            body[PREDICTIONS_DIGEST_KEY] = found
+    body[RECORD_DIGEST_KEY] = content_digest(body)
+    return body
 
 
 def write_results(path: str | os.PathLike[str], record: Mapping[str, Any]) -> pathlib.Path:
-    """Atomically write a result record as indented JSON (numpy values converted)."""
+    """Atomically write a result record as indented JSON (numpy values converted), sealed.
+
+    The file holds ``record`` plus ``predictions_sha256`` (results.json only, when intact
+    predictions lie beside it) and ``record_sha256``; ``record`` itself is not modified.
+    """
     if not isinstance(record, Mapping):
         raise TypeError(f"result record for {path} must be a mapping, got {type(record).__name__}")
-    return atomic_write_text(path, dumps(record) + "\n")
+    path = pathlib.Path(path)
+    return atomic_write_text(path, dumps(_sealed(path, record)) + "\n")
 
 
-def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+def record_verified(record: Mapping[str, Any], where: str | os.PathLike[str] = "result record") -> bool:
+    """True when ``record`` carries a digest that matches its content, False when it carries
+    none (written by fembed before records were sealed: unverified, still usable).
+
+    Raises ``ResultsFileError`` naming ``where`` when the digest does not match: the record was
+    changed after it was written.
+    """
+    saved = record.get(RECORD_DIGEST_KEY)
+    if saved is None:
+        return False
+    actual = content_digest({key: value for key, value in record.items() if key != RECORD_DIGEST_KEY})
+    if saved != actual:
+        raise ResultsFileError(f"{where}: content does not match its {RECORD_DIGEST_KEY} "
+                               "(edited or damaged after it was written)")
+    return True
+
+
+def read_results(path: str | os.PathLike[str], *, verify: bool = True) -> dict[str, Any]:
     """Read a result record; ``ResultsFileError`` names the file and what is wrong with it.
 
-    ``FileNotFoundError`` is left as is (a missing file is not a damaged one).
+    The record is returned as the file holds it, seal fields included. With ``verify`` (the
+    default) a record whose ``record_sha256`` does not match its content is damaged
+    (``ResultsFileError``); one without the field is returned unverified (``record_verified``
+    tells which). ``FileNotFoundError`` is left as is (a missing file is not a damaged one).
     """
     path = pathlib.Path(path)
     raw = path.read_bytes()
@@ -171,4 +220,6 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from err
     if not isinstance(record, dict):
         raise ResultsFileError(f"{path}: expected a JSON object, found {type(record).__name__}")
+    if verify:
+        record_verified(record, path)
     return record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -180,6 +181,106 @@ def test_all_steps_damaged_gives_none(tmp_path, abstract):
     messages = [str(w.message) for w in caught if issubclass(w.category, CheckpointWarning)]
     assert any(str(directory / "1") in m for m in messages)
     assert any(str(directory / "0") in m for m in messages)
+
+
+def edit_meta(step_dir: pathlib.Path, change) -> None:
+    """Rewrite a step's meta item as valid JSON after ``change(meta)``: no orbax check sees it."""
+    path = step_dir / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))
+
+
+def one_loss_digit_changed(meta):
+    """C9: one digit of a loss in the history (the JSON stays valid)."""
+    meta["history"][-1]["val_loss"][0] = 0.6543229  # saved as 0.6543219
+
+
+def epoch_decremented(meta):
+    """C10: 'epoch' one lower (a step claiming to be the one before)."""
+    meta["epoch"] -= 1
+
+
+def digest_removed(meta):
+    del meta["meta_sha256"]
+
+
+def digest_of_other_content(meta):
+    meta["meta_sha256"] = "0" * 64
+
+
+META_EDITS = {f.__name__: f for f in (one_loss_digit_changed, epoch_decremented, digest_removed,
+                                       digest_of_other_content)}
+HISTORY = [{"epoch": 0, "train_loss": [0.6931471805599453, 0.69], "val_loss": [0.7012345, 0.7]},
+           {"epoch": 1, "train_loss": [0.61, 0.62], "val_loss": [0.6543219, 0.65]}]
+
+
+@pytest.mark.parametrize("edit", sorted(META_EDITS))
+def test_edited_metadata_is_damage_and_is_never_resumed(tmp_path, abstract, edit):
+    directory = tmp_path / "c"
+    with Checkpointer(directory, "h") as ckpt:
+        ckpt.save(0, make_state(), {"history": HISTORY[:1]})
+        ckpt.save(1, make_state(1.0), {"history": HISTORY})
+    edit_meta(directory / "1", META_EDITS[edit])
+
+    with Checkpointer(directory, "h") as ckpt:
+        with pytest.warns(CheckpointWarning, match=rf"checkpoint {directory / '1'}: metadata "):
+            restored = ckpt.restore_latest(abstract)
+    assert restored.epoch == 0  # the previous, intact step
+    assert_same(make_state(), restored.state)
+    assert restored.meta["history"] == HISTORY[:1]
+    assert "meta_sha256" not in restored.meta and "state_sha256" not in restored.meta
+
+
+def test_metadata_edited_to_claim_this_config_is_not_resumed(tmp_path, abstract):
+    directory = tmp_path / "c"
+    with Checkpointer(directory, "other") as ckpt:
+        ckpt.save(0, make_state())
+
+    def claim_h(meta):
+        meta["config_hash"] = "h"
+
+    edit_meta(directory / "0", claim_h)
+    with Checkpointer(directory, "h") as ckpt:
+        with pytest.warns(CheckpointWarning, match="metadata does not match its digest"):
+            assert ckpt.restore_latest(abstract) is None
+
+
+def test_the_meta_digest_survives_orbax_json_round_trip_of_awkward_values(tmp_path, abstract):
+    meta = {"history": [{"loss": [0.1 + 0.2, 1e-320, -0.0, 1e300, None]}], "note": "naïve ✓",
+            "seeds": [42, 2**62], "nested": {"b": 1, "a": [True, False]}}
+    with Checkpointer(tmp_path / "c", "h") as ckpt:
+        ckpt.save(0, make_state(), meta)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CheckpointWarning)
+            restored = ckpt.restore_latest(abstract)
+    assert restored.meta["history"] == meta["history"] and restored.meta["note"] == meta["note"]
+
+
+def as_format_1(meta):
+    """What fembed saved before the meta digest existed."""
+    del meta["meta_sha256"]
+    meta["checkpoint_format"] = 1
+
+
+def test_steps_saved_before_the_meta_digest_are_still_restored(tmp_path, abstract, caplog):
+    """`fembed evaluate` of runs finished by the previous release reads their checkpoints."""
+    directory = tmp_path / "c"
+    with Checkpointer(directory, "h") as ckpt:
+        ckpt.save(0, make_state(), {"history": [1]})
+        ckpt.save(1, make_state(1.0), {"history": [1, 2]})
+    edit_meta(directory / "1", as_format_1)
+    with Checkpointer(directory, "h") as ckpt, warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)
+        restored = ckpt.restore_latest(abstract)
+    assert restored.epoch == 1 and restored.meta["history"] == [1, 2]
+    assert "cannot be verified" in caplog.text
+
+    # ... but their epoch must still be their step's.
+    edit_meta(directory / "1", epoch_decremented)
+    with Checkpointer(directory, "h") as ckpt:
+        with pytest.warns(CheckpointWarning, match=r"metadata is of epoch 0, not of its step 1"):
+            assert ckpt.restore_latest(abstract).epoch == 0
 
 
 def test_unfinished_tmp_step_is_never_read_and_is_cleaned_up(tmp_path, abstract):

@@ -1,4 +1,4 @@
-"""results.json: atomic replacement, strict reading, numpy-aware JSON."""
+"""results.json: atomic replacement, sealed records, strict reading, numpy-aware JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from fembed_jax import results_io
-from fembed_jax.results_io import ResultsFileError, read_results, results_path, to_jsonable, write_results
+from fembed_jax.results_io import (ResultsFileError, read_results, record_verified, results_path, to_jsonable,
+                                   write_results)
+
+
+def content(record: dict) -> dict:
+    """A record read back, without the seal write_results adds."""
+    return {k: v for k, v in record.items() if k not in results_io.SEAL_KEYS}
 
 
 def test_round_trip_converts_numpy_and_readonly_mappings(tmp_path):
@@ -58,7 +64,7 @@ def test_crash_before_rename_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="simulated crash"):
         write_results(path, {"exp_id": "FE-01", "version": 2})
     monkeypatch.undo()
-    assert read_results(path) == {"exp_id": "FE-01", "version": 1}
+    assert content(read_results(path)) == {"exp_id": "FE-01", "version": 1}
     assert os.listdir(path.parent) == ["results.json"]  # the temporary file was removed
 
 
@@ -73,7 +79,7 @@ def test_crash_while_writing_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_results(path, {"version": 2})
     monkeypatch.undo()
-    assert read_results(path) == {"version": 1}
+    assert content(read_results(path)) == {"version": 1}
     assert os.listdir(tmp_path) == ["results.json"]
 
 
@@ -105,3 +111,91 @@ def test_missing_file_is_file_not_found(tmp_path):
 def test_results_path_rejects_unsafe_experiment_ids(tmp_path, bad_id):
     with pytest.raises(ValueError, match="not usable as a directory name"):
         results_path(tmp_path, bad_id)
+
+
+# -- the seal (R4: a record edited after it was written, still valid JSON) ---------------------
+
+RECORD = {"exp_id": "FE-01", "run_hash": "abc123", "val_metrics": {"auc": 0.5812345678901234, "precision": 0.25},
+          "history": [{"epoch": 0, "val_loss": [0.7, None]}], "note": "naïve ✓", "big": 2**62}
+
+
+def test_a_written_record_is_sealed_and_verifies(tmp_path):
+    path = write_results(tmp_path / "FE-01" / "results.json", RECORD)
+    on_disk = json.loads(path.read_text())
+    assert list(on_disk)[-1] == "record_sha256"  # appended: the record's own order is kept
+    assert on_disk["record_sha256"] == results_io.content_digest(RECORD)
+    got = read_results(path)
+    assert record_verified(got) and content(got) == RECORD
+    assert "record_sha256" not in RECORD  # the caller's dict is not modified
+
+
+@pytest.mark.parametrize("edit", [
+    lambda r: r["val_metrics"].__setitem__("auc", r["val_metrics"]["auc"] + 0.05),  # the review's R4
+    lambda r: r["history"][0]["val_loss"].__setitem__(0, 0.71),
+    lambda r: r.__setitem__("extra", 1),
+    lambda r: r.pop("note"),
+    lambda r: r.__setitem__("record_sha256", "0" * 64),
+], ids=["auc raised", "one loss", "field added", "field removed", "digest replaced"])
+def test_an_edited_record_is_damaged(tmp_path, edit):
+    path = write_results(tmp_path / "results.json", RECORD)
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record, indent=2))  # valid JSON, same run hash
+    with pytest.raises(ResultsFileError, match="does not match its record_sha256") as info:
+        read_results(path)
+    assert str(path) in str(info.value)
+    assert read_results(path, verify=False) == record  # still readable on purpose
+
+
+def test_reformatting_a_record_keeps_it_intact(tmp_path):
+    """The seal is over the content (canonical JSON), not the bytes: indentation, key order."""
+    path = write_results(tmp_path / "results.json", RECORD)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(reversed(list(record.items()))), separators=(",", ":")))
+    assert record_verified(read_results(path))
+
+
+def test_a_record_of_the_previous_release_loads_unverified(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(RECORD, indent=2))  # what fembed wrote before records were sealed
+    got = read_results(path)
+    assert got == RECORD and record_verified(got) is False
+
+
+def test_rewriting_a_record_read_back_gives_the_same_bytes(tmp_path):
+    """The runner rebuilds a damaged results.json from the store's copy of the record, which
+    has no seal: the file must come back byte-identical."""
+    path = write_results(tmp_path / "results.json", RECORD)
+    original = path.read_bytes()
+    stored = json.loads(results_io.dumps(RECORD, indent=None))  # the store's copy
+    write_results(path, stored)
+    assert path.read_bytes() == original
+    write_results(path, read_results(path))  # sealed input: the old seal is replaced, not nested
+    assert path.read_bytes() == original
+
+
+class _Store:
+    """What runner._ensure_results_file asks of the run store."""
+
+    def __init__(self, record):
+        self.record = record
+
+    def result(self, exp_id):
+        return {"record": self.record}
+
+
+def test_the_runner_rebuilds_an_edited_results_json_from_the_store(tmp_path):
+    from fembed_jax.train import runner
+
+    path = results_path(tmp_path, "FE-01")
+    write_results(path, RECORD)
+    original = path.read_bytes()
+    record = json.loads(original)
+    record["val_metrics"]["auc"] += 0.05
+    path.write_text(json.dumps(record, indent=2))
+    item = types.SimpleNamespace(cfg=types.SimpleNamespace(exp_id="FE-01"), run_hash="abc123")
+    options = types.SimpleNamespace(outputs_dir=tmp_path)
+    with pytest.warns(runner.RecoveryWarning, match=r"FE-01/results.json is damaged .*record_sha256.*; "
+                                                     "rewritten from the run store"):
+        runner._ensure_results_file(_Store(json.loads(results_io.dumps(RECORD))), options, item)
+    assert path.read_bytes() == original

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -159,11 +158,7 @@ def render_data_card(cfg: DataConfig | None = None) -> str:
 
 
 def write_data_card(cfg: DataConfig | None, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    text = render_data_card(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-    return path
+    """Render the data card and write it to ``path`` atomically (fembed_jax.atomic)."""
+    from fembed_jax.atomic import atomic_write
+
+    return atomic_write(path, render_data_card(cfg).encode("utf-8"))

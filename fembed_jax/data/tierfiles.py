@@ -7,13 +7,12 @@ feature. The cache uses the same layout, so a cache file is also a valid ready t
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fembed_jax.atomic import atomic_write
 from fembed_jax.data.dates import calendar_gaps
 from fembed_jax.data.errors import DataError
 from fembed_jax.data.sources import OHLCV, read_table, validate_ohlcv
@@ -86,16 +85,9 @@ def read_tier_file(path: str | Path, names: tuple[str, ...], tier: str) -> tuple
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write to a temporary file in the same directory, then os.replace: readers never see half a file."""
+    """Readers never see half a file (fembed_jax.atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: frame.to_parquet(handle, index=False))
 
 
 def read_cached(path: Path, names: tuple[str, ...]) -> pd.DataFrame | None:

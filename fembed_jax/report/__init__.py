@@ -8,13 +8,12 @@ Writes the markdown document, all results as CSV and parquet, and PNG plots besi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from fembed_jax.atomic import atomic_write
 from fembed_jax.report.collect import Entry, Reference, ReportData, collect, volatility_reference
 from fembed_jax.report.markdown import SECTIONS, render
 
@@ -29,20 +28,6 @@ class ReportFiles:
     parquet: Path
     plots: tuple[Path, ...]
     data: ReportData
-
-
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_report(outputs_dir: str | os.PathLike[str], out: str | os.PathLike[str], registry: Any = None, *,
@@ -60,8 +45,8 @@ def write_report(outputs_dir: str | os.PathLike[str], out: str | os.PathLike[str
     stem = out.stem
     csv_path, parquet_path = folder / f"{stem}_results.csv", folder / f"{stem}_results.parquet"
     frame = results_frame(data)
-    _atomic(csv_path, lambda tmp: frame.to_csv(tmp, index=False))
-    _atomic(parquet_path, lambda tmp: frame.to_parquet(tmp, index=False))
+    atomic_write(csv_path, lambda fh: frame.to_csv(fh, index=False))
+    atomic_write(parquet_path, lambda fh: frame.to_parquet(fh, index=False))
     plot_paths: tuple[Path, ...] = ()
     rel_plots = None
     if plots:

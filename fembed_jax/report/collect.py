@@ -1,18 +1,24 @@
 """Gather what the report shows: queue states, result records with their statistics, saved
-predictions, legacy records, held-out test results and the one-feature reference."""
+predictions, legacy records, held-out test results and the one-feature reference.
+
+The run store's record is what is shown. Files on disk are checked against it and every
+problem becomes a warning of the report, never a silent change: a results.json that is damaged
+(fails its seal) or disagrees with the store, predictions that are missing or damaged (their
+digest in results.json no longer matches) or stale (their AUCs are not the record's).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fembed_jax import stats
-from fembed_jax.predictions import Predictions, PredictionsError, load_predictions
+from fembed_jax import results_io, stats
+from fembed_jax.predictions import (Predictions, PredictionsDamagedError, PredictionsError,
+                                    load_predictions)
 
 TEST_RESULTS_FILENAME = "test_results.json"
 # Per-seed AUCs recomputed from val_predictions.npz must match results.json to this tolerance,
@@ -135,12 +141,61 @@ def check_predictions(pred: Predictions, record: dict[str, Any]) -> str | None:
     return None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def results_file_problem(outputs_dir: Path, exp_id: str, record: dict[str, Any]) -> str | None:
+    """Why outputs/<exp_id>/results.json does not back the store's ``record`` (None when it
+    does, or when there is no such file: a store-only result is no disagreement)."""
+    rewrite = "the report shows the run store's record; `fembed run` rewrites the file from it"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        path = results_io.results_path(outputs_dir, exp_id)
+    except ValueError:
+        return None  # an id that is no directory name has no results.json
+    try:
+        on_disk = results_io.read_results(path)
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except results_io.ResultsFileError as exc:
+        return f"results.json is damaged ({exc}); {rewrite}"
+    except OSError as exc:
+        return f"results.json cannot be read ({exc}); {rewrite}"
+    if on_disk.get("run_hash") != record.get("run_hash"):
+        return (f"results.json belongs to another run (run hash {on_disk.get('run_hash')!r}, the "
+                f"run store's is {record.get('run_hash')!r}); {rewrite}")
+    if _content(on_disk) != _content(record):
+        return ("results.json differs from the run store's record of the same run; the report "
+                "shows the run store's record")
+    return None
+
+
+def _content(record: dict[str, Any]) -> str:
+    """Digest of a record without the seal fields results.json adds to it."""
+    return results_io.content_digest({k: v for k, v in record.items() if k not in results_io.SEAL_KEYS})
+
+
+def _load_checked(outputs_dir: Path, exp_id: str, record: dict[str, Any],
+                  warnings: list[str]) -> Predictions | None:
+    """The run's predictions when they can be used; otherwise None and a warning saying why."""
+    try:
+        pred = load_predictions(outputs_dir, exp_id)
+    except PredictionsDamagedError as exc:
+        warnings.append(f"{exp_id}: val_predictions.npz not used: {exc}")
+        return None
+    except PredictionsError as exc:
+        warnings.append(str(exc))
+        return None
+    if pred is not None:
+        problem = check_predictions(pred, record)
+        if problem:
+            warnings.append(f"{exp_id}: val_predictions.npz not used ({problem}; a stale file?)")
+            return None
+    return pred
+
+
+def _read_test_results(path: Path) -> dict[str, Any] | None:
+    """A test_results.json, None when it cannot be used (unreadable, or fails its seal)."""
+    try:
+        return results_io.read_results(path)
+    except (OSError, ValueError):
+        return None
 
 
 def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stats.DEFAULT_BOOTSTRAP,
@@ -168,16 +223,10 @@ def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stat
         if row.get("legacy"):
             legacy_records[row["exp_id"]] = record
             continue
-        pred = None
-        try:
-            pred = load_predictions(outputs_dir, row["exp_id"])
-        except PredictionsError as exc:
-            warnings.append(str(exc))
-        if pred is not None:
-            problem = check_predictions(pred, record)
-            if problem:
-                warnings.append(f"{row['exp_id']}: val_predictions.npz not used ({problem}; a stale file?)")
-                pred = None
+        problem = results_file_problem(outputs_dir, row["exp_id"], record)
+        if problem:
+            warnings.append(f"{row['exp_id']}: {problem}")
+        pred = _load_checked(outputs_dir, row["exp_id"], record, warnings)
         fembed.append(Entry(row["exp_id"], "fembed", record, stats.experiment_stats(record, pred, **kw),
                             _config_of(record, registry), row.get("current"), pred))
     legacy = [Entry(exp_id, "legacy", record, stats.experiment_stats(record, **kw),
@@ -190,9 +239,9 @@ def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stat
     test_results = {}
     if outputs_dir.is_dir():
         for path in sorted(outputs_dir.glob(f"*/{TEST_RESULTS_FILENAME}")):
-            data = _read_json(path)
+            data = _read_test_results(path)
             if data is None:
-                warnings.append(f"{path}: unreadable, not shown")
+                warnings.append(f"{path}: unreadable or damaged, not shown")
             else:
                 test_results[path.parent.name] = data
     return ReportData(outputs_dir=outputs_dir, store_path=store_path, registry=registry, queue=queue,

@@ -8,11 +8,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
+from fembed_jax.atomic import atomic_write
 from fembed_jax.report.collect import Entry, ReportData
 
 MAX_AUC_ROWS = 80  # beyond this the AUC chart shows the top rows by mean AUC
@@ -29,17 +27,7 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
 
 
 def precision_recall(data: ReportData, path: Path) -> Path:

@@ -2,13 +2,17 @@
 
 Checkpoint cases start from `interrupted` (TT-01 stopped after epoch 1: steps 0 and 1 on disk),
 damage it, run `fembed run --all` again and must end with the uninterrupted run's results:
-resumed from the newest intact step (or from scratch), TT-02 untouched. results.json cases start
-from the finished reference project: the file is rewritten from the run store, nothing retrains.
+resumed from the newest intact step (or from scratch), TT-02 untouched; a meta item edited into
+other valid JSON (C9, C10) is damage like any other. results.json cases start from the finished
+reference project: the file (also one edited into other valid JSON, R4) is rewritten from the run
+store, nothing retrains. Damaged or deleted predictions (R5, R6) are named by `fembed report` and
+`fembed compare` and not used.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +24,14 @@ from fembed_jax.checkpoint import CheckpointWarning
 from fembed_jax.train.runner import RecoveryWarning
 from reliability_harness import (assert_same_outcome, fembed_inprocess, report, results_path,
                                  store_path)
+
+
+def warnings_shown(recwarn, err, category):
+    """What a run warned: the recorded warnings of ``category``, and the CLI's "warning: ..."
+    lines (cli.common.guarded prints library warnings as one line, so pytest records none)."""
+    recorded = [str(w.message) for w in recwarn if issubclass(w.category, category)]
+    printed = [line.removeprefix("warning: ") for line in err.splitlines() if line.startswith("warning: ")]
+    return recorded + printed
 
 
 def largest_file(folder):
@@ -53,6 +65,29 @@ def damage_garbled_meta(root):
     (step(root, "TT-01", 1) / "meta" / "metadata").write_text('{"epoch": 1, "config_ha')
 
 
+def edit_meta(root, change):
+    """Rewrite TT-01 step 1's meta item after ``change(meta)``; the JSON stays valid."""
+    path = step(root, "TT-01", 1) / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))
+
+
+def damage_one_loss_digit_in_meta(root):
+    """C9: one digit of a loss in the history changed (valid JSON)."""
+    def change(meta):
+        losses = meta["history"][-1]["val_loss"]
+        text = repr(losses[0])
+        position = next(i for i in range(len(text) - 1, -1, -1) if text[i].isdigit())
+        losses[0] = float(text[:position] + str((int(text[position]) + 1) % 10) + text[position + 1:])
+    edit_meta(root, change)
+
+
+def damage_epoch_decremented_in_meta(root):
+    """C10: 'epoch' decremented (valid JSON)."""
+    edit_meta(root, lambda meta: meta.__setitem__("epoch", meta["epoch"] - 1))
+
+
 def damage_missing_manifest(root):
     (step(root, "TT-01", 1) / "state" / "manifest.ocdbt").unlink()
 
@@ -83,6 +118,8 @@ CHECKPOINT_CASES = [
     (damage_truncated_array, 0, r"TT-01/1: (cannot be restored|restored contents do not match)", True),
     (damage_garbled_array, 0, r"TT-01/1: (cannot be restored|restored contents do not match)", True),
     (damage_garbled_meta, 0, r"TT-01/1: unreadable metadata", False),
+    (damage_one_loss_digit_in_meta, 0, r"TT-01/1: metadata does not match its digest", True),
+    (damage_epoch_decremented_in_meta, 0, r"TT-01/1: metadata does not match its digest", True),
     (damage_missing_manifest, 0, r"TT-01/1: cannot be restored", False),
     (damage_both_steps, None, r"TT-01/0: ", True),
     (damage_other_config, 1, r"TT-02/1: saved for config", True),
@@ -105,7 +142,7 @@ def test_a_damaged_checkpoint_is_skipped_with_a_warning(damage, resumed_from, wa
     assert_same_outcome(root, reference)
     record = json.loads(results_path(root, "TT-01").read_text())
     assert record["training"]["resumed_from_epoch"] == resumed_from
-    warned = [str(w.message) for w in recwarn if issubclass(w.category, CheckpointWarning)]
+    warned = warnings_shown(recwarn, err, CheckpointWarning)
     if warning:
         assert any(re.search(warning, text) for text in warned), warned
     report("damage", case=damage.__name__.removeprefix("damage_"), doc=damage.__doc__,
@@ -118,23 +155,54 @@ RESULTS_CASES = {
     "garbled": lambda path: path.write_bytes(b"\xff\xfe" + path.read_bytes()[2:]),
     "empty": lambda path: path.write_bytes(b""),
     "another run's": lambda path: path.write_text(json.dumps({"exp_id": "TT-01", "run_hash": "0" * 16})),
+    "val AUC edited (R4)": lambda path: path.write_text(json.dumps(raise_auc(json.loads(path.read_text())), indent=2)),
 }
+
+
+def raise_auc(record):
+    """R4: val AUC raised by 0.05; valid JSON, same run hash."""
+    record["val_metrics"]["auc"] += 0.05
+    record["summary"]["auc_mean"] += 0.05
+    return record
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(RESULTS_CASES))
-def test_a_damaged_results_json_is_rebuilt_from_the_store(case, reference, copy_of):
+def test_a_damaged_results_json_is_rebuilt_from_the_store(case, reference, copy_of, recwarn):
     root = copy_of(reference["root"])
     path = results_path(root, "TT-01")
     original = path.read_bytes()
     RESULTS_CASES[case](path)
-    with pytest.warns(RecoveryWarning, match="TT-01/results.json .*; rewritten from the run store"):
-        code, out, err = fembed_inprocess(root, "run", "--all")
+    code, out, err = fembed_inprocess(root, "run", "--all")
+    warned = warnings_shown(recwarn, err, RecoveryWarning)
+    assert any(re.search(r"TT-01/results.json .*; rewritten from the run store", w) for w in warned), warned
     assert code == 0, out + err
     assert "0 trained, 2 skipped" in out
     assert path.read_bytes() == original
     assert_same_outcome(root, reference)
     report("damage", case=f"results.json {case}", outcome="rewritten from the run store, byte-identical; nothing retrained")
+
+
+PREDICTIONS_CASES = {
+    "overwritten with random bytes (R5)": lambda path: path.write_bytes(os.urandom(path.stat().st_size)),
+    "deleted (R6)": lambda path: path.unlink(),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(PREDICTIONS_CASES))
+def test_damaged_predictions_are_reported_by_report_and_compare_not_used(case, reference, copy_of):
+    root = copy_of(reference["root"])
+    PREDICTIONS_CASES[case](root / "outputs" / "TT-01" / "val_predictions.npz")
+    code, out, err = fembed_inprocess(root, "report", "--no-reference", "--no-plots", "--bootstrap", "20")
+    assert code == 0, out + err
+    assert "Traceback" not in out + err
+    assert re.search(r"TT-01: val_predictions.npz not used: .*predictions missing \(damaged\)", out + err), out + err
+    code, out, err = fembed_inprocess(root, "compare", "TT-01", "TT-02", "--bootstrap", "20")
+    assert code == 0, out + err
+    assert "TT-01: predictions not used" in out + err and "predictions missing (damaged)" in out + err
+    report("damage", case=f"val_predictions.npz {case}",
+           outcome="report and compare warn 'predictions missing (damaged)' and do not use the file")
 
 
 LOCKER = """
@@ -159,8 +227,9 @@ def test_a_store_locked_by_another_process_gives_a_clear_error_and_nothing_is_lo
         code, out, err = fembed_inprocess(root, "run", "--all")
         assert code == 1, out + err
         assert "Traceback" not in out + err
-        assert "is locked by another process or connection (waited 1s)" in out
-        assert "nothing is lost" in out
+        # A failed experiment is reported on stderr (cli/cmd_run.py); stdout keeps the summary.
+        assert "is locked by another process or connection (waited 1s)" in out + err
+        assert "nothing is lost" in out + err
         status_code, status_out, _ = fembed_inprocess(root, "status")  # readers still work
         assert status_code == 0 and "2 pending" in status_out
     finally:

@@ -17,7 +17,7 @@ def test_a_diverging_experiment_fails_and_the_queue_continues(tmp_path, referenc
     code, out, err = fembed_inprocess(tmp_path, "run", "--all")
     assert code == 1, out + err
     assert "Traceback" not in out + err
-    assert "TT-01 failed: diverged: every seed produced a non-finite loss" in out
+    assert "TT-01 failed: diverged: every seed produced a non-finite loss" in err
     queue = {r["exp_id"]: r for r in store_rows(tmp_path)["queue"]}
     assert queue["TT-01"]["state"] == "failed" and queue["TT-01"]["error"].startswith("diverged")
     assert queue["TT-02"]["state"] == "done"
@@ -27,7 +27,7 @@ def test_a_diverging_experiment_fails_and_the_queue_continues(tmp_path, referenc
     assert not results_path(tmp_path, "TT-01").exists()
 
     again = fembed_inprocess(tmp_path, "run", "--all")
-    assert again[0] == 1 and "TT-01 failed: diverged" in again[1] and "1 skipped" in again[1]
+    assert again[0] == 1 and "TT-01 failed: diverged" in again[2] and "1 skipped" in again[1]
     assert left_behind(tmp_path)["states"] == {"TT-01": "failed", "TT-02": "done"}
     report("divergence", case="learning_rate = 1e30 on TT-01",
            outcome="every seed's loss NaN at epoch 0: seeds stopped, TT-01 failed 'diverged: every seed "

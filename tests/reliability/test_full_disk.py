@@ -41,7 +41,7 @@ def test_a_checkpoint_that_cannot_be_written_fails_the_experiment_and_keeps_the_
     code, out, err = run_with_fault(root, "checkpoint.save_begin:1:oserror", "--all")
     assert code == 1, out + err
     assert "Traceback" not in out + err
-    assert "TT-01 failed: OSError: [Errno 28] No space left on device" in out
+    assert "TT-01 failed: OSError: [Errno 28] No space left on device" in err
     assert "TT-02: precision" in out  # the queue went on
     state = left_behind(root)
     assert state["states"] == {"TT-01": "failed", "TT-02": "done"}
@@ -66,7 +66,7 @@ def test_a_results_json_that_cannot_be_written_keeps_the_previous_record(referen
     code, out, err = run_with_fault(root, "results_io.before_replace:1:oserror", "--exp-id", "TT-01", "--force")
     assert code == 1, out + err
     assert "Traceback" not in out + err
-    assert "TT-01 failed: OSError: [Errno 28] No space left on device" in out
+    assert "TT-01 failed: OSError: [Errno 28] No space left on device" in err
     assert path.read_bytes() == before
     assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
     assert error_of(root, "TT-01").startswith("OSError: [Errno 28]")
@@ -85,7 +85,7 @@ def test_a_store_write_that_fails_rolls_back_and_fails_only_that_experiment(tmp_
     code, out, err = run_with_fault(tmp_path, "store.record_epoch:2:oserror", "--all")
     assert code == 1, out + err
     assert "Traceback" not in out + err
-    assert "TT-01 failed: OSError: [Errno 28]" in out and "TT-02: precision" in out
+    assert "TT-01 failed: OSError: [Errno 28]" in err and "TT-02: precision" in out
     assert [r["epoch"] for r in store_rows(tmp_path)["epochs"] if r["exp_id"] == "TT-01"] == [0, 0]
 
     code, out, err = fembed_inprocess(tmp_path, "run", "--all")
