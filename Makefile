@@ -3,15 +3,17 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 ARGS ?= --all
+# Extras installed with the project; CI adds ray (make test EXTRAS=dev,ray) for the Ray backend tests.
+EXTRAS ?= dev
 
 .PHONY: setup test run tui clean-venv
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 # The tests (CI runs exactly this through .ci/run).

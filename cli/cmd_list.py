@@ -55,14 +55,18 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title=f"{len(configs)} of {len(registry.experiments)} experiments",
                   title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   padding=0)
-    # Identity columns never wrap; loss and embedding parameters fold so 80 columns still read.
+    # Identity and count columns never wrap or crop (a cropped parameter count reads as another
+    # number); on a narrow terminal loss and embedding parameters fold so 80 columns still read.
+    narrow = console.is_terminal and console.width < 120
+    widest = {"id": max((len(c.exp_id) for c in configs), default=2),
+              "params": max((len(f"{counts[c.exp_id]:,}") for c in configs), default=6)}
     for column, justify, wrap in (("id", "left", False), ("pri", "left", False),
                                   ("tier", "left", False), ("E", "right", False),
                                   ("D/L/H/ff", "left", False), ("drop", "right", False),
                                   ("loss", "left", True), ("embedding", "left", True),
                                   ("params", "right", False)):
         table.add_column(column, justify=justify, no_wrap=not wrap, overflow="fold",
-                         width=13 if wrap else None)
+                         width=13 if wrap and narrow else None, min_width=widest.get(column))
     for cfg in configs:
         loss = cfg.loss + (" " + _brief(cfg.loss_params) if cfg.loss_params else "")
         embedding = cfg.embedding + (" " + _brief(cfg.embedding_params) if cfg.embedding_params else "")

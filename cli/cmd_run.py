@@ -47,6 +47,10 @@ def register(subparsers) -> None:
                              "default: start a local Ray instance")
     parser.add_argument("--ray-cpus", type=float, metavar="N",
                         help="with --backend ray: CPUs per task when training on CPUs (default 1)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="run a variant: e.g. --set learning_rate=3e-4 --set loss_params.gamma=3 "
+                             "(repeatable; a derived experiment BASE.SET-xxxxxx, recorded in "
+                             "registry/derived.toml)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     parser.add_argument("--force", action="store_true", help="rerun experiments that are done")
     parser.add_argument("--eval-test", action="store_true",
@@ -85,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     configs = select(registry, args)
     if not configs:
         raise UsageError("no experiment matches the filters")
+    if args.set:
+        from .derive import derived_configs
+
+        configs = derived_configs(registry, configs, args.set, record=not args.dry_run)
     outputs, checkpoints = paths_from_args(args, registry)
     options = RunOptions(outputs_dir=outputs, checkpoints_dir=checkpoints,
                          data_config=data_config_from_args(args, registry),

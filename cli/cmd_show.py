@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                              "or $FEMBED_OUTPUTS)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object: config, fields that differ, params, queue state, result")
+    parser.add_argument("--toml", action="store_true",
+                        help="print the experiment as a registry entry to paste (id, priority, tier, "
+                             "description and what differs from [defaults])")
     parser.set_defaults(func=run)
 
 
@@ -34,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     cfg = experiment_or_usage_error(registry, args.exp_id)
     params = param_counts([cfg])[cfg.exp_id]
+    if args.toml:
+        print(registry_entry(cfg, dict(registry.defaults)), end="")
+        return 0
     if args.json:
         from .results_view import stored
 
@@ -59,6 +65,14 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     _print_results(cfg, args)
     return 0
+
+
+def registry_entry(cfg: ExperimentConfig, defaults: dict) -> str:
+    """A [[experiments]] table that loads back to ``cfg`` under the same [defaults]."""
+    from fembed_jax.grids import to_toml
+
+    return to_toml({"id": cfg.exp_id, "priority": cfg.priority, "tier": cfg.tier,
+                    "description": cfg.description, **differences_from_defaults(cfg, defaults)})
 
 
 def _print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:

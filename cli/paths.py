@@ -25,6 +25,10 @@ def add_path_options(parser: argparse.ArgumentParser, data: bool = True) -> None
         parser.add_argument("--data", metavar="PATH",
                             help="raw daily OHLCV file (CSV/parquet) or a folder of ready tier "
                                  "parquets; default: the registry's [data] (built-in S&P 500)")
+        parser.add_argument("--val-start", metavar="DATE",
+                            help="first day of the validation split (default: the registry's [data], 2015-01-01)")
+        parser.add_argument("--test-start", metavar="DATE",
+                            help="first day of the test split (default: the registry's [data], 2017-01-01)")
     parser.add_argument("--outputs", metavar="DIR",
                         help="run store and results (default: the project's outputs/, or $FEMBED_OUTPUTS)")
     parser.add_argument("--checkpoints", metavar="DIR",
@@ -85,10 +89,15 @@ def data_config_from_args(args: argparse.Namespace, registry: Registry):
     files = {name: spec.file for name, spec in registry.tiers.items() if spec.file}
     if files and "tier_files" not in table:
         table["tier_files"] = files
+    for key in ("val_start", "test_start"):  # part of the data identity, so of the run hash
+        if getattr(args, key, None):
+            table[key] = getattr(args, key)
     try:
         config = DataConfig.from_mapping(table, registry.path)
         if getattr(args, "data", None):
             config = config.with_data_path(args.data)
     except DataError as exc:
-        raise UsageError(str(exc)) from exc
+        given = [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("val_start", "test_start")
+                 if getattr(args, k, None)]
+        raise UsageError(f"{' '.join(given)}: {exc}" if given else str(exc)) from exc
     return config

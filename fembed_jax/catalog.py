@@ -30,8 +30,14 @@ def _models_source_hash() -> str:
 
 
 def cache_dir() -> Path:
-    default = Path(__file__).resolve().parents[1] / ".cache"
-    return Path(os.environ.get("FEMBED_CACHE", default))
+    """$FEMBED_CACHE, else .cache/ of the checkout fembed runs from, else the user's cache
+    folder (an installed wheel must not write into site-packages)."""
+    if os.environ.get("FEMBED_CACHE"):
+        return Path(os.environ["FEMBED_CACHE"])
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "registry" / "experiments.toml").is_file() and (checkout / "pyproject.toml").is_file():
+        return checkout / ".cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fembed"
 
 
 def shape_key(cfg: ExperimentConfig) -> str:

@@ -18,13 +18,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fembed_jax import grids
 from fembed_jax.config import CONFIG_FIELDS, ExperimentConfig, default_early_stop_metric
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = REPO_ROOT / "registry" / "experiments.toml"
 
 # Used with fullmatch and [0-9]: `$` lets "FE-68\n" through and \d takes any script's digits (FE-٦٨).
-ID_PATTERN = re.compile(r"[A-Z]{2,4}-[0-9]{1,4}")
+# Grid and --set experiments add a suffix after a dot (fembed_jax.grids): LF-40.GAMMA-2.
+ID_PATTERN = re.compile(r"[A-Z]{2,4}-[0-9]{1,4}" + grids.SUFFIX)
+# `fembed run --set` records the experiments it makes here, beside the registry file.
+DERIVED_FILE = "derived.toml"
 # P1..P12 (FE), LF-P1.., AE-P1..; a new family may use its own 2-4 letter prefix (XX-P3).
 PRIORITY_PATTERN = re.compile(r"(?:[A-Z]{2,4}-)?P[0-9]{1,3}")
 
@@ -50,7 +54,7 @@ EXPERIMENT_KEYS = frozenset({"id", "priority", "tier", "description"}
 DEFAULT_KEYS = frozenset(set(CONFIG_FIELDS) - _DERIVED - {"priority", "tier", "description",
                                                          "d_embed", "embedding",
                                                          "embedding_params", "loss_params"})
-TOP_LEVEL_KEYS = frozenset({"defaults", "tiers", "data", "experiments"})
+TOP_LEVEL_KEYS = frozenset({"defaults", "tiers", "data", "experiments", "grids"})
 TIER_KEYS = frozenset({"features", "file"})
 # DataConfig's fields, spelled out so loading a registry does not import pandas (a test keeps them equal).
 DATA_KEYS = ("source", "vix", "tier_dir", "tier_files", "val_start", "test_start", "cache_dir")
@@ -142,11 +146,49 @@ def load_registry(path: str | os.PathLike | None = None) -> Registry:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RegistryError([f"{path}: cannot read the registry: {exc.strerror or exc}"]) from exc
+    raw = _parse(path, text)
+    registry = _Validator(path, text, raw).run()
+    derived = path.parent / DERIVED_FILE
+    if not derived.is_file():
+        return registry
     try:
-        raw = tomllib.loads(text)
+        derived_text = derived.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError([f"{derived}: cannot read: {exc.strerror or exc}"]) from exc
+    extra = _parse(derived, derived_text)
+    unknown = sorted(set(extra) - {"experiments"})
+    if unknown:
+        raise RegistryError([f"{derived}: holds only [[experiments]] (written by fembed run --set), "
+                             f"found {', '.join(unknown)}"])
+    # The derived tables are checked against the registry's own [defaults], [tiers] and [data].
+    base = {k: v for k, v in raw.items() if k not in ("experiments", "grids")}
+    more = _Validator(derived, derived_text, {**base, "experiments": extra.get("experiments", [])}).run()
+    clash = sorted({c.exp_id for c in more.experiments} & {c.exp_id for c in registry.experiments})
+    if clash:
+        raise RegistryError([f"{derived}: id(s) {', '.join(clash)} also in {path}"])
+    return dataclasses.replace(registry, experiments=registry.experiments + more.experiments)
+
+
+def _parse(path: Path, text: str) -> dict:
+    try:
+        return tomllib.loads(text)
     except ValueError as exc:  # TOMLDecodeError, or an integer past Python's 4300-digit limit
         raise RegistryError([f"{path}: not valid TOML: {exc}"]) from exc
-    return _Validator(path, text, raw).run()
+
+
+def record_derived(registry_path: Path, tables: list[dict]) -> None:
+    """Append experiment tables (from --set) to the registry's derived.toml, atomically; a
+    table whose id is there already is not written twice."""
+    from fembed_jax.atomic import atomic_write
+
+    derived = Path(registry_path).parent / DERIVED_FILE
+    text = derived.read_text(encoding="utf-8") if derived.is_file() else (
+        "# Experiments made by `fembed run --set`; edit or delete entries as in the registry.\n")
+    known = {t.get("id") for t in _parse(derived, text).get("experiments", [])}
+    new = [t for t in tables if t["id"] not in known]
+    if new:
+        text += "".join("\n" + grids.to_toml(t) for t in new)
+        atomic_write(derived, text.encode("utf-8"))
 
 
 class _Validator:
@@ -157,10 +199,14 @@ class _Validator:
         self.lines = text.splitlines()
         self.block_starts = [i for i, line in enumerate(self.lines)
                              if line.strip().startswith("[[experiments]]")]
+        self.grid_starts = [i for i, line in enumerate(self.lines) if line.strip().startswith("[[grids]]")]
+        self.generated_lines: dict[int, int | None] = {}  # experiment index of a grid point -> grid line
 
     # -- locating problems ------------------------------------------------------------------
     def _line_of(self, index: int | None, field: str | None) -> int | None:
         """1-based line of an experiment's field (or of its table header)."""
+        if index in self.generated_lines:
+            return self.generated_lines[index]
         if index is None or index >= len(self.block_starts):
             return None
         start = self.block_starts[index]
@@ -208,6 +254,7 @@ class _Validator:
         if not isinstance(experiments, list) or not experiments:
             self.error("no [[experiments]] defined")
             experiments = []
+        experiments = list(experiments) + self._grid_points(experiments)
         configs, seen = [], {}
         for index, entry in enumerate(experiments):
             cfg = self._experiment(index, entry, defaults, tiers)
@@ -222,6 +269,25 @@ class _Validator:
         if self.errors:
             raise RegistryError(self.errors)
         return Registry(self.path, tuple(configs), tiers, dict(data), defaults)
+
+    def _grid_points(self, experiments: list) -> list[dict]:
+        """The experiment tables of every [[grids]] table; their problems name the grid's line."""
+        tables = self.raw.get("grids", [])
+        if not isinstance(tables, list):
+            self.error("grids must be [[grids]] tables")
+            return []
+        by_id = {e["id"]: e for e in experiments if isinstance(e, dict) and isinstance(e.get("id"), str)}
+        points = []
+        for number, grid in enumerate(tables):
+            line = self.grid_starts[number] + 1 if number < len(self.grid_starts) else None
+            made, problems = grids.expand(grid, by_id)
+            name = grid.get("name") if isinstance(grid, dict) else None
+            for message, field in problems:
+                self.error(message, f"grid {name}", field, line=line)
+            for table in made:
+                self.generated_lines[len(experiments) + len(points)] = line
+                points.append(table)
+        return points
 
     def _defaults(self) -> dict[str, Any]:
         """[defaults] checked once, so a bad default is one message, not one per experiment."""
@@ -495,3 +561,14 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_tables(registry: Registry, tables: list[dict], where: str) -> tuple[ExperimentConfig, ...]:
+    """Experiment tables made outside the registry file (`--set`) validated against its
+    [defaults], [tiers] and [data]; problems are reported as at ``where``."""
+    tiers = {name: {"features": t.features, **({"file": t.file} if t.file else {})}
+             for name, t in registry.tiers.items()}
+    raw = {"defaults": dict(registry.defaults), "tiers": tiers, "data": dict(registry.data),
+           "experiments": tables}
+    text = "\n".join(grids.to_toml(t) for t in tables)
+    return _Validator(Path(where), text, raw).run().experiments

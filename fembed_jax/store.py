@@ -714,6 +714,28 @@ class RunStore:
             db.execute("DELETE FROM results WHERE exp_id = ? AND legacy = 0", (exp_id,))
             return cursor.rowcount == 1
 
+    def requeue(self, exp_id: str) -> str:
+        """Put a failed, skipped or interrupted (owner dead, fembed_jax.liveness) experiment back
+        to pending, keeping its epochs and checkpoints so the next run resumes it. Returns the
+        state it had; raises StoreError for one that is done or held by a live runner."""
+        with self._write() as db:
+            row = db.execute("SELECT * FROM experiments WHERE exp_id = ?", (exp_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"{exp_id}: not in the run store {self.path}")
+            state = row["state"]
+            if state == "running":
+                verdict = judge(row["claimed_by"], row["heartbeat_at"], row["started_at"], self._clock())
+                if not verdict.dead:
+                    raise StoreError(f"{exp_id}: held by the live runner {row['claimed_by']} "
+                                     f"({verdict.reason}); stop it first")
+                state = "interrupted"
+            elif state in ("done", "pending"):
+                raise StoreError(f"{exp_id}: {state}; nothing to re-queue"
+                                 + (" (fembed run --force trains it again)" if state == "done" else ""))
+            db.execute("UPDATE experiments SET state = 'pending', error = NULL, claimed_by = NULL,"
+                       " heartbeat_at = NULL, updated_at = ? WHERE exp_id = ?", (self._clock(), exp_id))
+            return state
+
     # -- metrics and results -----------------------------------------------------------------
 
     def record_epoch(

@@ -297,3 +297,35 @@ def test_the_wheel_carries_the_registry(tmp_path):
     (wheel,) = tmp_path.glob("fembed-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "fembed_jax/registry_data/experiments.toml" in names
+
+
+def test_reset_requeues_failed_and_dead_runs_and_refuses_done_and_live_ones(tiny_project, tmp_path, capsys):
+    import socket
+
+    root = tmp_path / "project"
+    shutil.copytree(tiny_project, root)
+    store = root / "outputs" / "fembed.db"
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE experiments SET state = 'failed', error = 'boom' WHERE exp_id = 'FE-01'")
+    db.close()
+    code, out, err = _fembed(capsys, "--registry", _registry(root), "reset", "FE-01")
+    assert code == 0 and "FE-01: failed -> pending" in out
+    _running_row(store, "FE-02", f"{socket.gethostname()}:{os.getpid() + 10**6}:deadbeef", time.time())
+    code, out, err = _fembed(capsys, "--registry", _registry(root), "reset", "FE-02")
+    assert code == 0 and "FE-02: interrupted -> pending" in out
+    with RunStore(store, readonly=True) as reader:
+        assert {r["exp_id"]: r["state"] for r in reader.experiments()}["FE-02"] == "pending"
+        epochs = len(reader.epochs("FE-02"))
+    assert epochs > 0  # what was trained is kept: the next run resumes
+    _running_row(store, "FE-02", f"{socket.gethostname()}:{os.getppid()}:0badcafe", time.time())
+    code, out, err = _fembed(capsys, "--registry", _registry(root), "reset", "FE-02", "FE-01")
+    assert code == 1 and "live runner" in err and "pending; nothing to re-queue" in err
+
+
+def test_split_dates_from_the_command_line_are_a_new_run(tiny_project, tmp_path, capsys):
+    code, out, err = _fembed(capsys, "--registry", _registry(tiny_project), "run", "-e", "FE-01",
+                             "--val-start", "2014-01-01", "--dry-run")
+    assert code == 0 and "replacing" in out  # other splits: not the stored result
+    code, out, err = _fembed(capsys, "--registry", _registry(tiny_project), "run", "-e", "FE-01",
+                             "--val-start", "2018-01-01", "--dry-run")
+    assert code == 2 and "--val-start 2018-01-01" in err
