@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from .common import UsageError, console, guarded, registry_from_args
+from .common import UsageError, console, guarded, note, registry_from_args
 from .paths import data_config_from_args, project_root
 
 TIERS = ("a20", "a50", "a100", "a200", "a500")
@@ -109,6 +109,8 @@ def _build(args: argparse.Namespace) -> int:
                       str(dates.iloc[-1].date()), state, escape(str(tf.path)))
     console.print(table)
     console.print(f"done in {elapsed:.1f} s")
+    for line in dict.fromkeys(n for tf in frames.values() for n in getattr(tf, "notes", ())):
+        note(args, f"[yellow]note:[/] {escape(line)}")
     return 0
 
 
@@ -127,6 +129,7 @@ def tier_summary(tier: str, cfg, task: str, horizon: int, context_length: int) -
         "test_start": ds.test_start,
         "splits": ds.split_info(),
         "source_id": ds.source_id,
+        "notes": list(getattr(ds, "notes", ())),
     }
 
 
@@ -152,6 +155,8 @@ def _info(args: argparse.Namespace) -> int:
         )
     console.print(table)
     console.print(f"source: {escape(rows[0]['source_id'])}", highlight=False)
+    for line in dict.fromkeys(n for row in rows for n in row["notes"]):
+        note(args, f"[yellow]note:[/] {escape(line)}")
     return 0
 
 

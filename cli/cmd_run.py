@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import (UsageError, add_filter_options, console, err_console, fail, guarded,
+from .common import (UsageError, add_filter_options, console, err_console, fail, guarded, note,
                      registry_from_args, select)
 from .paths import add_path_options, data_config_from_args, paths_from_args
 
@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             plan = make_plan(configs, options, store)
     else:
         plan = make_plan(configs, options)
-    check_data(plan, options)
+    for line in check_data(plan, options):
+        note(args, f"[yellow]note:[/] {escape(line)}")
     if args.dry_run:
         _print_plan(plan, args.force)
         return 0

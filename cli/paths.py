@@ -95,7 +95,8 @@ def data_config_from_args(args: argparse.Namespace, registry: Registry):
     try:
         config = DataConfig.from_mapping(table, registry.path)
         if getattr(args, "data", None):
-            config = config.with_data_path(args.data)
+            # Absolute, so results.json says which file it was wherever it is read.
+            config = config.with_data_path(str(Path(args.data).expanduser().resolve()))
     except DataError as exc:
         given = [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("val_start", "test_start")
                  if getattr(args, k, None)]

@@ -329,3 +329,26 @@ def test_split_dates_from_the_command_line_are_a_new_run(tiny_project, tmp_path,
     code, out, err = _fembed(capsys, "--registry", _registry(tiny_project), "run", "-e", "FE-01",
                              "--val-start", "2018-01-01", "--dry-run")
     assert code == 2 and "--val-start 2018-01-01" in err
+
+
+def test_export_writes_every_result_with_its_data_and_protocol(tiny_project, tmp_path, capsys):
+    import pandas as pd
+
+    registry = _registry(tiny_project)
+    code, out, _ = _fembed(capsys, "--registry", registry, "export", "--json")
+    rows = {r["exp_id"]: r for r in json.loads(out)}
+    assert code == 0 and rows["FE-01"]["source"] == "fembed" and rows["FE-01"]["data"].startswith("builtin")
+    assert rows["FE-01"]["seeds"] == rows["FE-01"]["registry_seeds"] and rows["FE-01"]["quick"] is False
+    target = tmp_path / "results.parquet"
+    code, out, _ = _fembed(capsys, "--registry", registry, "export", "--parquet", "--out", str(target))
+    frame = pd.read_parquet(target)
+    assert code == 0 and set(frame.exp_id) == set(rows) and "auc_mean" in frame
+    code, out, _ = _fembed(capsys, "--registry", registry, "export", "--csv", "--outputs", str(tmp_path / "none"))
+    assert code == 0 and out.startswith("exp_id,source,current,run_hash,data")  # a header, even when empty
+
+
+def test_completion_scripts_know_every_command_and_flag(capsys):
+    code, out, _ = _fembed(capsys, "completion", "bash")
+    assert code == 0
+    for word in ("init", "export", "reset", "--val-start", "--set", "--json"):
+        assert word in out, word

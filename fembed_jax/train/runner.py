@@ -503,18 +503,23 @@ def _train_group(items: list[PlanItem], options: RunOptions, store, datasets: di
     return _group_outcomes(items, results, splits, _data_info(dataset), dataset)
 
 
-def check_data(plan: list[PlanItem], options: RunOptions) -> None:
+def check_data(plan: list[PlanItem], options: RunOptions) -> list[str]:
     """Load every dataset the plan's work needs, once, and check each experiment against it, so
-    bad data is reported (DataError) before anything is claimed or written."""
+    bad data is reported (DataError) before anything is claimed or written. Returns the data's
+    notes (an unused Adj Close, a short calendar gap), each once."""
     from fembed_jax.data import DataError
 
     datasets: dict = {}
+    notes: dict[str, None] = {}
     for item in plan:
         if item.status != "done":
             try:
-                _check_features([item], _dataset(item.cfg, options, datasets))
+                dataset = _dataset(item.cfg, options, datasets)
+                _check_features([item], dataset)
             except ValueError as exc:  # DataError is one; a registry/data mismatch is bad input too
                 raise DataError(str(exc)) from exc
+            notes.update(dict.fromkeys(getattr(dataset, "notes", ())))
+    return list(notes)
 
 
 def _check_features(items: list[PlanItem], dataset) -> None:
