@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .common import UsageError, console, guarded, registry_from_args
-from .paths import add_path_options, outputs_dir
+from .paths import add_path_options, outputs_dir, store_path
 
 LEGACY_SUFFIX = "@legacy"
 MISSING = "-"  # the value shown for a field a config does not have
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
     registry = registry_from_args(args)
     outputs = outputs_dir(args, registry.path)
-    path = outputs / "fembed.db"
+    path = store_path(args, registry.path)
     if path.exists():
         with RunStore(path, readonly=True) as store:
             subjects = [_resolve(name, store, registry, outputs, args) for name in args.ids]

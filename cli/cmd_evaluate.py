@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from .common import UsageError, console, fail, guarded, registry_from_args
 from .paths import add_path_options, data_config_from_args, paths_from_args
+from .paths import store_path as store_path_of
 
 TEST_NOTE = ("held-out test split, scored once on the weights selected on validation; "
              "reported separately and never used for ranking or selection")
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--bootstrap must be at least 1, got {args.bootstrap}")
     registry = registry_from_args(args)
     outputs, checkpoints = paths_from_args(args, registry)
-    store_path = outputs / "fembed.db"
+    store_path = store_path_of(args, registry.path)
     if not store_path.exists():
         raise UsageError(f"no run store at {store_path}: run {args.exp_id} first")
     with RunStore(store_path, readonly=True) as store:

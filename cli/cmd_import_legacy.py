@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from .common import UsageError, console, err_console, guarded, registry_from_args
-from .paths import add_path_options, outputs_dir
+from .paths import add_path_options, outputs_dir, store_path
 
 
 def register(subparsers) -> None:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{directory}: no results.json in it or in its sub-folders")
     registry = registry_from_args(args)
     outputs = outputs_dir(args, registry.path)
-    with RunStore(outputs / "fembed.db") as store:
+    with RunStore(store_path(args, registry.path)) as store:
         report = import_legacy(store, directory, outputs, registry)
     for path, reason in report.skipped:
         err_console.print(f"[yellow]skipped[/] {escape(path)}: {escape(reason)}", highlight=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .common import UsageError, add_filter_options, guarded, registry_from_args, select
-from .paths import outputs_dir
+from .paths import store_path
 
 
 def register(subparsers) -> None:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no experiment matches the filters")
     from fembed_jax.tui.app import FembedMonitor
 
-    app = FembedMonitor(registry, outputs_dir(args, registry.path) / "fembed.db",
+    app = FembedMonitor(registry, store_path(args, registry.path),
                         refresh_s=args.refresh, scope=initial_scope(args))
     app.run()
     return 0

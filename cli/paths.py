@@ -73,6 +73,13 @@ def outputs_dir(args: argparse.Namespace, registry_file: Path) -> Path:
     return Path(chosen).expanduser() if chosen else project_root(registry_file) / "outputs"
 
 
+def store_path(args: argparse.Namespace, registry_file: Path) -> Path:
+    """The run store of the outputs folder a command works on."""
+    from fembed_jax.store import DB_FILENAME
+
+    return outputs_dir(args, registry_file) / DB_FILENAME
+
+
 def paths_from_args(args: argparse.Namespace, registry: Registry) -> tuple[Path, Path]:
     checkpoints = getattr(args, "checkpoints", None) or os.environ.get("FEMBED_CHECKPOINTS")
     checkpoints = (Path(checkpoints).expanduser() if checkpoints
