@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 # Losses whose early stopping watches val_loss in the original runner (get_early_stop_metric).
-VAL_LOSS_STOPPED = frozenset({"labelsmoothing", "entropyreg", "variancereg", "calibratedfocal"})
 
 # Fields that describe an experiment but never change what training produces.
 _NOT_HASHED = frozenset({"exp_id", "priority", "description"})
@@ -123,4 +122,6 @@ CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Experi
 
 
 def default_early_stop_metric(loss: str) -> str:
-    return "val_loss" if loss in VAL_LOSS_STOPPED else "val_auc"
+    from fembed_jax.loss_specs import EARLY_STOP_METRIC  # the one home of this fact
+
+    return EARLY_STOP_METRIC.get(loss, "val_auc")

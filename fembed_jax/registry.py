@@ -116,7 +116,7 @@ class Registry:
         """Experiments matching every given filter (a filter left empty matches all), in
         registry order. A value nothing could match (an unknown priority, id, tier, loss or
         embedding) raises KeyError naming all of them; valid filters that match nothing give []."""
-        from fembed_jax.losses import LOSS_NAMES
+        from fembed_jax.loss_specs import LOSS_NAMES
 
         filters = {"priority": list(priorities), "exp_id": list(exp_ids), "tier": list(tiers),
                    "loss": list(losses), "embedding": list(embeddings)}
@@ -426,7 +426,7 @@ class _Validator:
             err(f"must be 'val_auc' or 'val_loss', got {m['early_stop_metric']!r}", "early_stop_metric")
 
     def _check_loss(self, m: dict, err) -> None:
-        from fembed_jax import losses  # local: keeps `fembed list` start-up free of jax until needed
+        from fembed_jax import loss_specs as losses  # jax-free: loading a registry never starts jax
 
         name = m["loss"]
         if name not in losses.LOSS_NAMES:
