@@ -43,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from .results_view import stored
 
-        queued, result = stored(cfg, args)
+        queued, result, history = stored(cfg, args)
         print(json.dumps({"id": cfg.exp_id, "config": cfg.to_dict(), "config_hash": cfg.config_hash,
                           "params": params,
                           "differs_from_defaults": sorted(differences_from_defaults(cfg, dict(registry.defaults))),
-                          "queue": queued, "result": result}, indent=1, default=str))
+                          "queue": queued, "result": result, "history": history}, indent=1, default=str))
         return 0
     console.print(f"[bold]{cfg.exp_id}[/]  {cfg.priority}  {cfg.tier} ({cfg.num_features} features)  "
                   f"{params:,} parameters  config {cfg.config_hash}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
 from rich.table import Table
 
@@ -12,22 +13,24 @@ from .common import console, registry_from_args
 from .paths import outputs_dir
 
 
-def stored(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[dict | None, dict | None]:
-    """(queue row, result) of ``cfg`` from the run store; (None, None) when there is no store."""
+def stored(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[dict | None, dict | None, list[dict]]:
+    """(queue row, result, earlier results other runs replaced) of ``cfg`` from the run store;
+    (None, None, []) when there is no store."""
     from fembed_jax.store import DB_FILENAME, RunStore
 
     registry_path = registry_from_args(args).path
     path = outputs_dir(args, registry_path) / DB_FILENAME
     if not path.exists():
-        return None, None
+        return None, None, []
     with RunStore(path, readonly=True) as store:
-        return store.experiment(cfg.exp_id), store.result(cfg.exp_id)
+        return store.experiment(cfg.exp_id), store.result(cfg.exp_id), store.history(cfg.exp_id)
 
 
 def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
     from fembed_jax.store import DB_FILENAME
 
-    queued, result = stored(cfg, args)
+    queued, result, history = stored(cfg, args)
+    _print_history(history)
     if queued is None and result is None:
         path = outputs_dir(args, registry_from_args(args).path) / DB_FILENAME
         console.print(f"No results yet (no run store at {path})." if not path.exists() else "No results yet.")
@@ -67,6 +70,21 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
             parts.append(f"{key} {entry['mean']:.3f}{std}")
     if parts:
         console.print("mean ± std over seeds: " + ", ".join(parts))
+
+
+def _print_history(history: list[dict]) -> None:
+    from fembed_jax.train.runner import describe_result
+
+    if not history:
+        return
+    table = Table(header_style="bold", title=f"earlier runs, replaced ({len(history)})", title_justify="left")
+    for column in ("run hash", "protocol and data", "AUC (mean)", "precision (mean)", "replaced"):
+        table.add_column(column)
+    for old in history:
+        when = dt.datetime.fromtimestamp(old["replaced_at"]).isoformat(sep=" ", timespec="minutes")
+        table.add_row(str(old.get("config_hash")), describe_result(old), _f(old.get("auc_mean")),
+                      _f(old.get("precision_mean")), when)
+    console.print(table)
 
 
 def _f(value) -> str:

@@ -60,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "fembed.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATES = ("pending", "running", "done", "failed", "skipped")
 # A runner heartbeats far more often than this (every few seconds from a background thread);
 # an epoch at a500 on a slow CPU can take minutes, so the heartbeat must not be per epoch only.
@@ -136,9 +136,41 @@ _SCHEMA_V1 = (
     """,
 )
 
-# Migration hook: MIGRATIONS[v] upgrades a store at version v to v + 1, inside the open
-# write transaction. Append a function and bump SCHEMA_VERSION when the schema changes.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+def _add_result_history(db: sqlite3.Connection) -> None:
+    """v2: every fembed result that another run replaced (a new config, other data, --force) is
+    kept in result_history with the time it was replaced."""
+    db.execute(
+        """
+        CREATE TABLE result_history (
+            exp_id          TEXT NOT NULL,
+            config_hash     TEXT,
+            results_json    TEXT NOT NULL,
+            precision_mean  REAL,
+            precision_std   REAL,
+            recall_mean     REAL,
+            auc_mean        REAL,
+            auc_std         REAL,
+            tp_total        INTEGER,
+            pred_pos_total  INTEGER,
+            collapsed       INTEGER,
+            epochs          INTEGER,
+            seconds         REAL,
+            finished_at     REAL,
+            recorded_at     REAL NOT NULL,
+            replaced_at     REAL NOT NULL,
+            PRIMARY KEY (exp_id, recorded_at)
+        )
+        """
+    )
+
+
+# Migration hook: MIGRATIONS[v] upgrades a store at version v to v + 1, inside the open write
+# transaction (so a crash in the middle leaves the store at v, unchanged). Append a function and
+# bump SCHEMA_VERSION when the schema changes; tests/data/store_v1.db is a store of release 0.1.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_result_history}
+_HISTORY_COLUMNS = ("exp_id", "config_hash", "results_json", "precision_mean", "precision_std",
+                    "recall_mean", "auc_mean", "auc_std", "tp_total", "pred_pos_total", "collapsed",
+                    "epochs", "seconds", "finished_at", "recorded_at")
 
 SUMMARY_COLUMNS = (
     "precision_mean",
@@ -381,6 +413,10 @@ class RunStore:
             if conn is not None:
                 conn.close()
             raise StoreError(f"run store {self.path} cannot be read: {err}") from err
+        if version is not None and version[0] < SCHEMA_VERSION and not immutable:
+            conn.close()  # an older store: a writer migrates it (one transaction), then we read
+            RunStore(self.path, busy_timeout_s=self._busy_timeout_s).close()
+            return self._open_reader()
         if version is None or version[0] != SCHEMA_VERSION:
             conn.close()
             if version is None:
@@ -513,6 +549,7 @@ class RunStore:
             if migrate is None:
                 raise StoreError(f"run store {self.path}: no migration from schema version {version}")
             migrate(db)
+            faults.hit("store.migrate")  # a crash here rolls the whole migration back
             version += 1
             db.execute("UPDATE schema_version SET version = ?, updated_at = ? WHERE id = 1", (version, now))
 
@@ -711,8 +748,21 @@ class RunStore:
                 (now, exp_id),
             )
             db.execute("DELETE FROM epochs WHERE exp_id = ?", (exp_id,))
+            self._archive(db, exp_id, now)
             db.execute("DELETE FROM results WHERE exp_id = ? AND legacy = 0", (exp_id,))
             return cursor.rowcount == 1
+
+    @staticmethod
+    def _archive(db: sqlite3.Connection, exp_id: str, now: float, keep_hash: str | None = None) -> None:
+        """Copy the fembed result of ``exp_id`` to result_history before it is replaced (not
+        when the replacement is of the same run hash: that is the same result again)."""
+        columns = ", ".join(_HISTORY_COLUMNS)
+        db.execute(
+            f"INSERT OR IGNORE INTO result_history ({columns}, replaced_at) SELECT {columns}, ?"
+            " FROM results WHERE exp_id = ? AND legacy = 0 AND config_hash IS NOT ?",
+            (now, exp_id, keep_hash),
+        )
+        faults.hit("store.archive")
 
     def requeue(self, exp_id: str) -> str:
         """Put a failed, skipped or interrupted (owner dead, fembed_jax.liveness) experiment back
@@ -840,6 +890,7 @@ class RunStore:
             if legacy:
                 cursor = db.execute(sql + " WHERE results.legacy = 1", params)
                 return cursor.rowcount == 1
+            self._archive(db, exp_id, now, keep_hash=config_hash)
             db.execute(sql, params)
             cursor = db.execute(
                 "UPDATE experiments SET state = 'done', error = NULL, claimed_by = NULL,"
@@ -941,6 +992,20 @@ class RunStore:
                 (exp_id,),
             ).fetchone()
         return None if row is None else self._result_dict(row, True)
+
+    def history(self, exp_id: str) -> list[dict[str, Any]]:
+        """Earlier fembed results of ``exp_id`` that other runs replaced, newest first (each
+        with its parsed ``record`` and ``replaced_at``)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM result_history WHERE exp_id = ? ORDER BY replaced_at DESC", (exp_id,)
+            ).fetchall()
+        out = []
+        for row in rows:
+            item = _row_dict(row)
+            item["record"] = json.loads(item.pop("results_json"))
+            out.append(item)
+        return out
 
     def is_done(self, exp_id: str, config_hash: str) -> bool:
         """True if a fembed (non-legacy) result of ``exp_id`` for ``config_hash`` is stored."""

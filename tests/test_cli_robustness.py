@@ -352,3 +352,15 @@ def test_completion_scripts_know_every_command_and_flag(capsys):
     assert code == 0
     for word in ("init", "export", "reset", "--val-start", "--set", "--json"):
         assert word in out, word
+
+
+def test_show_lists_the_runs_a_forced_run_replaced(tmp_path, capsys):
+    registry = str(write_project(tmp_path, tiny_registry(ONE, epochs=1)))
+    assert _fembed(capsys, "--registry", registry, "run", "--all", "--seeds", "1")[0] == 0
+    code, _, err = _fembed(capsys, "--registry", registry, "run", "--all", "--seeds", "2", "--force")
+    assert code == 0, err
+    code, out, _ = _fembed(capsys, "--registry", registry, "show", "FE-01")
+    assert code == 0 and "earlier runs, replaced (1)" in out and "1 seed x 1 epochs" in out
+    code, out, _ = _fembed(capsys, "--registry", registry, "show", "FE-01", "--json")
+    shown = json.loads(out)
+    assert len(shown["history"]) == 1 and len(shown["result"]["record"]["seeds"]) == 2

@@ -83,14 +83,15 @@ def test_migration_hook_runs_and_newer_schema_is_refused(db_path, monkeypatch):
     def add_note_column(db):
         db.execute("ALTER TABLE experiments ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {1: add_note_column})
+    current = store_mod.SCHEMA_VERSION
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", {**store_mod.MIGRATIONS, current: add_note_column})
     with RunStore(db_path) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == current + 1
         s.sync_queue([cfg("FE-01")])
         assert "note" in s.experiment("FE-01")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current)
     with pytest.raises(StoreError, match="newer"):
         RunStore(db_path)
 
