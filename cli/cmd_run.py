@@ -125,7 +125,12 @@ def run(args: argparse.Namespace) -> int:
         from fembed_jax import runtime
 
         runtime.configure("cpu", 1)  # the driver only counts parameters: leave the GPUs to Ray
-        device = f"Ray tasks ({args.address or 'local Ray instance'}), --device {args.device}"
+        import os
+
+        # fembed never sets RAY_AUTH_MODE: it says which one is in force, never turns it off.
+        auth = os.environ.get("RAY_AUTH_MODE") or "Ray's default (token for local instances since Ray 2.59)"
+        device = (f"Ray tasks ({args.address or 'local Ray instance'}), --device {args.device}, "
+                  f"Ray authentication: {auth}")
     else:
         from fembed_jax import runtime
 

@@ -52,3 +52,14 @@ def test_fembed_list_does_not_load_jax(tmp_path):
     subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)  # warms the counts
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert "NO-JAX" in second.stderr, second.stderr
+
+
+def test_nothing_turns_ray_authentication_off():
+    """`--backend ray` reports RAY_AUTH_MODE and never sets it (a cluster without it runs any
+    job anyone on the network submits)."""
+    import re
+
+    setting = re.compile(r"""RAY_AUTH_MODE["']\s*\]\s*=|setdefault\(\s*["']RAY_AUTH_MODE|putenv\(\s*["']RAY_AUTH_MODE""")
+    for folder in ("fembed_jax", "cli", "tui"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert not setting.search(path.read_text()), path
