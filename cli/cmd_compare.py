@@ -1,7 +1,8 @@
 """`fembed compare A B [C ...]`: what differs between experiments, and whether their results do.
 
 Configs are shown side by side, only the fields that differ. Metrics are mean ± std over seeds
-with the precision counts and Wilson interval. When runs saved their validation predictions,
+(AUC, PR-AUC, precision of the top 5% of windows, Brier; precision at 0.5 over the seeds where it
+is defined) and the seed ensemble's AUC and PR-AUC intervals and top-5% precision. When runs saved their validation predictions,
 each experiment after the first is tested against the first with a paired bootstrap on the
 windows both scored (differences of the seed ensembles' AUC and precision, 95% intervals).
 """
@@ -218,21 +219,31 @@ def _print_metrics(subjects: list[_Subject], names: list[str]) -> None:
         table.add_row(label, *(fn(s.stats) if s.stats else "-" for s in subjects))
 
     metric_row("seeds", lambda s: str(s["n_seeds"]))
-    metric_row("precision mean ± std", lambda s: fmt.pm(s["precision"]))
-    metric_row("TP/pred+ (mean per seed)", lambda s: fmt.mean_counts(s["tp_mean"], s["pred_pos_mean"]))
-    metric_row("precision 95% CI (typical seed)",
-               lambda s: fmt.interval(s["typical"]["ci_low"], s["typical"]["ci_high"]) if s["typical"] else "-")
-    metric_row("recall mean ± std", lambda s: fmt.pm(s["recall"]))
     metric_row("AUC mean ± std", lambda s: fmt.pm(s["auc"]))
+    metric_row("PR-AUC mean ± std", lambda s: fmt.pm(s["pr_auc"]))
+    metric_row("precision top 5% mean ± std", lambda s: fmt.pm(s["precision_top5pct"]))
+    metric_row("Brier mean ± std", lambda s: fmt.pm(s["brier"]))
+    # Over the seeds where it is defined ("3/5 seeds defined"); never averaged in as 0.
+    metric_row("precision at 0.5 mean ± std", lambda s: fmt.precision_spread(s["precision"]))
+    metric_row("TP/pred+ at 0.5 (mean per seed)", lambda s: fmt.mean_counts(s["tp_mean"], s["pred_pos_mean"]))
+    metric_row("recall at 0.5 mean ± std", lambda s: fmt.pm(s["recall"]))
     metric_row("collapsed seeds", lambda s: f"{s['collapsed_seeds']}/{s['n_seeds']}")
-    metric_row("ensemble precision (TP/pred+)",
-               lambda s: (f"{fmt.num(s['ensemble']['precision'])} "
+
+    def ensemble(s, fn):
+        return fn(s) if s["ensemble"] and s["ensemble_auc"] else "-"
+
+    metric_row("ensemble AUC [95% CI]",
+               lambda s: ensemble(s, lambda s: fmt.with_ci(s["ensemble_auc"]["auc"], s["ensemble_auc"]["low"],
+                                                           s["ensemble_auc"]["high"])))
+    metric_row("ensemble PR-AUC [95% CI]",
+               lambda s: ensemble(s, lambda s: fmt.with_ci(s["ensemble_pr_auc"]["pr_auc"],
+                                                           s["ensemble_pr_auc"]["low"], s["ensemble_pr_auc"]["high"])))
+    metric_row("ensemble precision top 5% (TP/k) [Wilson]",
+               lambda s: ensemble(s, lambda s: fmt.at_rate(s["ensemble"], "top5pct")))
+    metric_row("ensemble precision at 0.5 (TP/pred+)",
+               lambda s: (f"{fmt.precision(s['ensemble']['precision'], s['ensemble']['n_positive_preds'])} "
                           f"({fmt.counts(s['ensemble']['true_positives'], s['ensemble']['n_positive_preds'])})")
                if s["ensemble"] else "-")
-    metric_row("ensemble AUC [95% CI]",
-               lambda s: f"{fmt.num(s['ensemble_auc']['auc'])} "
-                         f"{fmt.interval(s['ensemble_auc']['low'], s['ensemble_auc']['high'])}"
-               if s["ensemble_auc"] else "-")
     console.print(table)
     if any(s.source == "legacy" for s in subjects):
         console.print(f"legacy = {stats.LEGACY_LABEL}")

@@ -155,7 +155,6 @@ def _write_test(args, cfg, record, run_hash, epoch, probs, dataset, outputs) -> 
         m = metrics.classification_metrics(probs[k], labels)
         m["seed"] = seed
         per_seed.append(m)
-    summary = stats.experiment_stats({"val_metrics_per_seed": per_seed}, None)
     ensemble = stats.ensemble_metrics(probs, labels)
     ensemble_auc = None
     if ensemble["n_seeds_used"] and ensemble["auc"] is not None:
@@ -166,7 +165,7 @@ def _write_test(args, cfg, record, run_hash, epoch, probs, dataset, outputs) -> 
         "seeds": seeds, "n_seeds": len(seeds), "n_windows": int(labels.size),
         "positives": int(labels.sum()), "data": dataset.split_info()["test"],
         "metrics_per_seed": per_seed, "aggregate": metrics.aggregate_seeds(per_seed),
-        "typical": summary["typical"], "ensemble": ensemble, "ensemble_auc": ensemble_auc,
+        "ensemble": ensemble, "ensemble_auc": ensemble_auc,
         "timestamp": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     path = write_results(results_path(outputs, cfg.exp_id).with_name("test_results.json"), test_record)

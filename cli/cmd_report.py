@@ -17,13 +17,16 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="write the experiment tracker (markdown + CSV/parquet + plots) from the run store",
         description="Regenerate the experiment tracker from the run store: overview, run status per "
-                    "priority, pending commands, top results ranked by the lower bound of the precision "
-                    "Wilson interval, key findings with their seed noise, probability collapse, the "
-                    "volatility-only reference, legacy records and held-out test results. Also writes "
+                    "priority, pending commands, fembed results ranked by the seed ensemble's PR-AUC with "
+                    "precision at fixed alert rates and calibration, paired and corrected comparisons "
+                    "against the volatility-only reference and a logistic regression on the tier's "
+                    "features, probability collapse, legacy records (kept apart) and held-out test "
+                    "results. Quick runs and results on other data are marked and not ranked. Also writes "
                     "every result as CSV and parquet, and PNG plots, next to the markdown file.",
         epilog="examples:\n"
                "  fembed report                               outputs/report/experiment_tracker.md\n"
                "  fembed report --out docs/tracker.md --top 25\n"
+               "  fembed report --include-quick               rank runs made with --epochs/--seeds too\n"
                "  fembed report --no-reference --no-plots     quick, no data or matplotlib needed",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", metavar="PATH",
@@ -37,7 +40,11 @@ def register(subparsers) -> None:
                              "e.g. 5 keeps a week of serial dependence)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--no-reference", action="store_true",
-                        help="skip the volatility-only reference (it loads the a20 data)")
+                        help="skip the baselines: the volatility-only reference (it loads the a20 data) and "
+                             "the logistic regression on each ranked tier's features")
+    parser.add_argument("--include-quick", action="store_true",
+                        help="rank and count runs with fewer epochs or seeds than the registry says "
+                             "(`fembed run --epochs/--seeds`); they are marked [quick] either way")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     add_path_options(parser, data=True)
     parser.set_defaults(func=run)
@@ -62,15 +69,16 @@ def run(args: argparse.Namespace) -> int:
     data_config = None if args.no_reference else data_config_from_args(args, registry)
     files = write_report(outputs, out, registry, data_config=data_config, reference=not args.no_reference,
                          plots=not args.no_plots, top=args.top, n_boot=args.bootstrap, seed=args.seed,
-                         block_length=args.block)
+                         block_length=args.block, include_quick=args.include_quick)
     data = files.data
     console.print(f"report: {len(data.fembed)} fembed result(s), {len(data.legacy)} legacy record(s)",
                   highlight=False)
     for path in (files.markdown, files.csv, files.parquet, *files.plots):
         console.print(f"  wrote {escape(str(path))}", highlight=False)
-    if data.reference is not None and data.reference.error:
-        err_console.print(f"[yellow]warning:[/] volatility reference not available: "
-                          f"{escape(data.reference.error)}", highlight=False)
+    for base in ([data.reference] if data.reference is not None else []) + list(data.baselines.values()):
+        if base.error:
+            err_console.print(f"[yellow]warning:[/] {escape(base.name)} not available: {escape(base.error)}",
+                              highlight=False)
     for warning in data.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     return 0

@@ -56,7 +56,9 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
     for m in per_seed:
         ci = (f"{m['precision_ci_low']:.2f}-{m['precision_ci_high']:.2f}"
               if m.get("precision_ci_low") is not None else "-")
-        table.add_row(str(m.get("seed")), _f(m.get("precision")), ci,
+        precision = ("undefined (0 predicted)" if m.get("n_positive_preds") == 0 and m.get("precision") is None
+                     else _f(m.get("precision")))
+        table.add_row(str(m.get("seed")), precision, ci,
                       f"{m.get('true_positives', '-')}/{m.get('n_positive_preds', '-')}",
                       _f(m.get("recall")), _f(m.get("auc")), _f(m.get("pred_range")),
                       str(m.get("best_epoch", "-")), "yes" if m.get("collapsed") else "")

@@ -6,7 +6,9 @@ FINAL epoch's weights (spec §6.3, §8.1 B1/B3/B15). ``normalise`` turns such a 
 record the report, ``fembed compare`` and the run store read like a fembed record:
 
 * ``val_metrics`` keeps every recorded field and gains ``true_positives`` = round(precision ·
-  n_positive_preds), the Wilson interval of TP / predicted positives and ``collapsed``;
+  n_positive_preds), the Wilson interval of TP / predicted positives and ``collapsed``; with no
+  predicted positive its precision is null: the original wrote 0 (sklearn's zero_division=0)
+  for a precision that is undefined (``original`` keeps the 0);
 * ``val_metrics_per_seed`` is that one seed; ``summary`` holds the store's summary columns;
 * ``config`` is rebuilt from the recorded fields; with a registry that knows the experiment
   (same id, tier and d_embed), the fields the original never recorded (embedding type and parameters, weight decay) come
@@ -122,9 +124,11 @@ def normalise(raw: Any, source: str | os.PathLike[str] = "<memory>", *, sha256: 
     pred_range = _number(where, "val_metrics.pred_range", val.get("pred_range"), optional=True)
     ci_low, ci_high = wilson_interval(true_positives, predicted)
     collapsed = predicted == 0 or (pred_range is not None and pred_range < COLLAPSE_RANGE)
-    val_metrics = {**val, "true_positives": true_positives, "precision_ci_low": ci_low,
-                   "precision_ci_high": ci_high, "collapsed": collapsed, "n_positive_preds": predicted,
-                   "n_samples": n_samples}
+    if predicted == 0:
+        precision = None  # undefined, not the 0 the original wrote
+    val_metrics = {**val, "precision": precision, "true_positives": true_positives,
+                   "precision_ci_low": ci_low, "precision_ci_high": ci_high, "collapsed": collapsed,
+                   "n_positive_preds": predicted, "n_samples": n_samples}
     architecture = _mapping(where, raw, "architecture", required=False)
     hyper = _mapping(where, raw, "hyperparameters", required=False)
     loss = _mapping(where, raw, "loss_function", required=False)

@@ -79,7 +79,7 @@ def _local_process(pid: int, claimed_at: float | None) -> Liveness | None:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return Liveness("dead", f"process {pid} no longer exists")
+        return Liveness("dead", f"process no longer exists (pid {pid})")
     except OSError:  # EPERM: it exists, owned by someone else
         return None
     started = _process_start_time(pid)

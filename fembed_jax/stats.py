@@ -3,15 +3,17 @@
 The original reported one seed's precision from a handful of predicted positives (6/7 for its
 "85.7%" headline). This module puts the noise beside every number:
 
-* per seed: precision as TP / predicted positives with a Wilson 95% interval;
-* over seeds: mean ± sample std (ddof 1) of precision, recall and AUC;
+* per seed: precision as TP / predicted positives with a Wilson 95% interval (None, not 0,
+  when nothing was predicted positive);
+* over seeds: mean ± sample std (ddof 1), over the seeds where the metric is defined;
 * the seed ensemble: the mean probability over seeds, scored like one model;
-* AUC with a bootstrap interval over the validation windows;
-* a paired bootstrap of the difference between two experiments on the same windows;
-* a one-feature reference: logistic regression on ATR14 / Close.
+* AUC and average precision (PR-AUC) with bootstrap intervals over the windows;
+* a paired bootstrap of the difference between two scorers on the same windows, resampling
+  windows and, on request, seeds too (the ensemble's own seed noise);
+* (the adjustment of a family of p-values is report.multiplicity's).
 
-Everything is numpy (plus scikit-learn for the logistic regression); bootstraps are seeded and
-vectorised (one weight matrix of resample counts, no Python loop over resamples).
+Everything is numpy; bootstraps are seeded and vectorised (one weight matrix of resample
+counts, no Python loop over resamples).
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from fembed_jax.metrics import classification_metrics, wilson_interval
+from fembed_jax.metrics import ALERT_RATES, classification_metrics, wilson_interval
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
     "LEGACY_LABEL",
+    "OPERATING_KEYS",
     "auc_rank",
     "bootstrap_auc",
+    "bootstrap_pr_auc",
     "bootstrap_weights",
     "ensemble_metrics",
     "ensemble_probs",
@@ -37,13 +41,13 @@ __all__ = [
     "paired_bootstrap",
     "precision_interval",
     "seed_metrics",
-    "top_k_precision",
-    "volatility_feature",
-    "volatility_reference",
 ]
 
 DEFAULT_BOOTSTRAP = 2000
 LEGACY_LABEL = "legacy (1 seed, final-epoch weights)"
+# Per-seed metrics that do not depend on a probability threshold (classification_metrics).
+OPERATING_KEYS = ("pr_auc", "brier", "log_loss",
+                  *(f"{m}_{rate}" for rate in ALERT_RATES for m in ("precision", "recall", "lift")))
 
 
 # ---- counts and spreads -----------------------------------------------------------------------
@@ -53,44 +57,49 @@ class BlockLengthError(ValueError):
 
 
 def precision_interval(true_positives: int, predicted_positives: int, z: float = 1.96) -> dict:
-    """Precision TP / PP with its Wilson interval; PP = 0 gives precision 0 and (0, 1)."""
+    """Precision TP / PP with its Wilson interval; PP = 0 gives precision None and (0, 1)."""
     tp, pp = int(true_positives), int(predicted_positives)
     low, high = wilson_interval(tp, pp, z)
-    return {"precision": tp / pp if pp else 0.0, "true_positives": tp,
+    return {"precision": tp / pp if pp else None, "true_positives": tp,
             "predicted_positives": pp, "ci_low": low, "ci_high": high}
 
 
 def mean_std(values: Sequence[float | None]) -> dict:
-    """{"mean", "std", "n"} over the values that are not None; std is ddof 1 (None when n < 2)."""
+    """{"mean", "std", "n", "n_total"} over the values that are not None (n of n_total are
+    defined); std is ddof 1 (None when n < 2)."""
     kept = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     n = len(kept)
     return {"mean": float(np.mean(kept)) if n else None,
-            "std": float(np.std(kept, ddof=1)) if n >= 2 else None, "n": n}
+            "std": float(np.std(kept, ddof=1)) if n >= 2 else None, "n": n, "n_total": len(values)}
 
 
 def _true_positives(m: Mapping[str, Any]) -> int | None:
     if m.get("true_positives") is not None:
         return int(m["true_positives"])
+    if m.get("n_positive_preds") is not None and int(round(float(m["n_positive_preds"]))) == 0:
+        return 0
     if m.get("precision") is None or m.get("n_positive_preds") is None:
         return None
     # The original recorded precision and predicted positives only: TP = precision * PP.
     return int(round(float(m["precision"]) * float(m["n_positive_preds"])))
 
 
-def seed_metrics(record: Mapping[str, Any]) -> list[dict]:
+def seed_metrics(record: Mapping[str, Any], predictions: Any = None) -> list[dict]:
     """One normalised row per seed of a result record.
 
     fembed records carry ``val_metrics_per_seed``; a legacy record has only ``val_metrics``
-    (one seed, seed unknown). Row keys: seed, precision, recall, auc, true_positives,
+    (one seed, seed unknown). Row keys: seed, precision (None when the seed predicted nothing
+    positive, whatever an older record stored), recall, auc, true_positives,
     predicted_positives, ci_low, ci_high (Wilson 95%), pred_min, pred_max, pred_range,
-    collapsed (no positive prediction or pred_range < 0.1), diverged.
+    collapsed, diverged, and OPERATING_KEYS: from ``predictions`` (checked to be the record's)
+    when given, else from the record (None where an older record lacks them).
     """
     per_seed = record.get("val_metrics_per_seed")
     if not isinstance(per_seed, list) or not per_seed:
         val = record.get("val_metrics")
         per_seed = [val] if isinstance(val, Mapping) else []
     rows = []
-    for m in per_seed:
+    for k, m in enumerate(per_seed):
         tp = _true_positives(m)
         pp = None if m.get("n_positive_preds") is None else int(round(float(m["n_positive_preds"])))
         interval = (precision_interval(tp, pp) if tp is not None and pp is not None and 0 <= tp <= pp
@@ -99,17 +108,27 @@ def seed_metrics(record: Mapping[str, Any]) -> list[dict]:
         collapsed = m.get("collapsed")
         if collapsed is None:
             collapsed = (pp == 0) or (pred_range is not None and float(pred_range) < 0.1)
+        operating = {key: m.get(key) for key in OPERATING_KEYS}
+        if predictions is not None and k < predictions.n_seeds and np.all(np.isfinite(predictions.probs[k])):
+            full = classification_metrics(predictions.probs[k], predictions.labels)
+            operating = {key: full[key] for key in OPERATING_KEYS}
         rows.append({
-            "seed": m.get("seed"), "precision": m.get("precision"), "recall": m.get("recall"),
-            "auc": m.get("auc"), "true_positives": tp, "predicted_positives": pp,
-            "ci_low": interval["ci_low"], "ci_high": interval["ci_high"],
+            "seed": m.get("seed"), "precision": None if pp == 0 else m.get("precision"),
+            "recall": m.get("recall"), "auc": m.get("auc"), "true_positives": tp,
+            "predicted_positives": pp, "ci_low": interval["ci_low"], "ci_high": interval["ci_high"],
             "pred_min": m.get("pred_min"), "pred_max": m.get("pred_max"), "pred_range": pred_range,
-            "collapsed": bool(collapsed), "diverged": bool(m.get("diverged", False)),
+            "collapsed": bool(collapsed), "diverged": bool(m.get("diverged", False)), **operating,
         })
     return rows
 
 
 # ---- the seed ensemble ------------------------------------------------------------------------
+
+def _finite_seeds(probs) -> np.ndarray:
+    """(K, n) float64 rows of ``probs`` without a non-finite value (a diverged seed)."""
+    p = np.atleast_2d(np.asarray(probs, np.float64))
+    return p[np.all(np.isfinite(p), axis=1)]
+
 
 def ensemble_probs(probs) -> tuple[np.ndarray, int]:
     """Mean probability over seeds of a (K, n) array, and how many seeds went into it.
@@ -120,10 +139,10 @@ def ensemble_probs(probs) -> tuple[np.ndarray, int]:
     p = np.asarray(probs, np.float64)
     if p.ndim == 1:
         return p, 1
-    finite = np.all(np.isfinite(p), axis=1)
-    if not finite.any():
+    finite = _finite_seeds(p)
+    if finite.shape[0] == 0:
         return p.mean(axis=0), 0
-    return p[finite].mean(axis=0), int(finite.sum())
+    return finite.mean(axis=0), int(finite.shape[0])
 
 
 def ensemble_metrics(probs, labels, threshold: float = 0.5) -> dict:
@@ -134,7 +153,7 @@ def ensemble_metrics(probs, labels, threshold: float = 0.5) -> dict:
     return out
 
 
-# ---- AUC and bootstraps ------------------------------------------------------------------------
+# ---- AUC, average precision and bootstraps ----------------------------------------------------
 
 def _check_scores(probs, labels) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(probs, np.float64).reshape(-1)
@@ -148,24 +167,50 @@ def _check_scores(probs, labels) -> tuple[np.ndarray, np.ndarray]:
     return p, y.astype(np.float64)
 
 
+def _grouped(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, descending: bool):
+    """Per row of (B, n) ``scores``/``weights`` (scores may be (n,)): the weighted positive and
+    negative counts of each group of tied scores, in score order, zero-padded to n groups."""
+    w = np.atleast_2d(np.asarray(weights, np.float64))
+    s = np.broadcast_to(np.asarray(scores, np.float64), w.shape)
+    order = np.argsort(-s if descending else s, axis=1, kind="stable")
+    s = np.take_along_axis(s, order, 1)
+    y = labels[order]
+    w = np.take_along_axis(w, order, 1)
+    rows, n = w.shape
+    new = np.ones(s.shape, bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    flat = (np.cumsum(new, axis=1) - 1 + (np.arange(rows) * n)[:, None]).ravel()
+    pos = np.bincount(flat, weights=(w * y).ravel(), minlength=rows * n).reshape(rows, n)
+    neg = np.bincount(flat, weights=(w * (1.0 - y)).ravel(), minlength=rows * n).reshape(rows, n)
+    return pos, neg
+
+
 def _weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUC of every row of ``weights`` (B, n): each window counted as often as its weight.
+    """AUC of every row of ``weights`` (B, n), each window counted as often as its weight;
+    ``scores`` is (n,) or, for seed-resampled ensembles, (B, n).
 
     AUC = sum_{i pos, j neg} w_i w_j ([s_i > s_j] + 0.5 [s_i = s_j]) / (W_pos W_neg), the
-    Mann-Whitney statistic with ties counted half. Computed over the sorted distinct scores with
-    cumulative sums, O(B n). Rows without a positive or a negative give NaN.
+    Mann-Whitney statistic with ties counted half, over groups of tied scores with cumulative
+    sums. Rows without a positive or a negative give NaN.
     """
-    order = np.argsort(scores, kind="stable")
-    s, y = scores[order], labels[order]
-    w = np.atleast_2d(weights)[:, order].astype(np.float64)
-    group_starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    pos = np.add.reduceat(w * y, group_starts, axis=1)
-    neg = np.add.reduceat(w * (1.0 - y), group_starts, axis=1)
+    pos, neg = _grouped(scores, labels, weights, descending=False)
     neg_below = np.cumsum(neg, axis=1) - neg
     numerator = np.sum(pos * (neg_below + 0.5 * neg), axis=1)
     denominator = pos.sum(axis=1) * neg.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
+def _weighted_ap(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision of every row, as scikit-learn defines it: sum over distinct thresholds
+    (highest first) of (R_k - R_{k-1}) · P_k, with P_k and R_k the weighted precision and recall
+    of the windows scored >= the k-th threshold. Rows without a positive give NaN."""
+    pos, neg = _grouped(scores, labels, weights, descending=True)
+    tp, flagged = np.cumsum(pos, axis=1), np.cumsum(pos + neg, axis=1)
+    total = pos.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(flagged > 0, tp / flagged, 0.0)
+        return np.where(total > 0, np.sum(pos * precision, axis=1) / total, np.nan)
 
 
 def auc_rank(probs, labels) -> float | None:
@@ -210,6 +255,20 @@ def _check_level(level: float) -> None:
         raise ValueError(f"level must be in (0, 1), got {level}")
 
 
+def _bootstrap(metric, key: str, probs, labels, n_boot: int, seed: int, level: float,
+               block_length: int) -> dict:
+    _check_level(level)
+    p, _ = ensemble_probs(probs)
+    p, y = _check_scores(p, labels)
+    weights = bootstrap_weights(p.size, n_boot, np.random.default_rng(seed), block_length)
+    values = metric(p, y, weights)
+    low, high = _interval(values, level)
+    point = metric(p, y, np.ones((1, p.size)))[0]
+    return {key: None if math.isnan(point) else float(point), "low": low, "high": high,
+            "level": level, "n_boot": n_boot, "n_valid": int(np.isfinite(values).sum()),
+            "block_length": block_length, "seed": seed}
+
+
 def bootstrap_auc(probs, labels, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                   level: float = 0.95, block_length: int = 1) -> dict:
     """AUC of 1-D ``probs`` with a percentile bootstrap interval over the windows.
@@ -218,72 +277,94 @@ def bootstrap_auc(probs, labels, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
     "block_length", "seed"}. ``probs`` of shape (K, n) are averaged over seeds first (the
     ensemble).
     """
-    _check_level(level)
-    p, _ = ensemble_probs(probs)
-    p, y = _check_scores(p, labels)
-    weights = bootstrap_weights(p.size, n_boot, np.random.default_rng(seed), block_length)
-    aucs = _weighted_auc(p, y, weights)
-    low, high = _interval(aucs, level)
-    point = _weighted_auc(p, y, np.ones((1, p.size)))[0]
-    return {"auc": None if math.isnan(point) else float(point), "low": low, "high": high,
-            "level": level, "n_boot": n_boot, "n_valid": int(np.isfinite(aucs).sum()),
-            "block_length": block_length, "seed": seed}
+    return _bootstrap(_weighted_auc, "auc", probs, labels, n_boot, seed, level, block_length)
+
+
+def bootstrap_pr_auc(probs, labels, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                     level: float = 0.95, block_length: int = 1) -> dict:
+    """Average precision with a percentile bootstrap interval: bootstrap_auc's keys with
+    "pr_auc" for "auc" (the same resamples for the same seed)."""
+    return _bootstrap(_weighted_ap, "pr_auc", probs, labels, n_boot, seed, level, block_length)
 
 
 def _weighted_precision(pred: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    tp = weights @ (pred * labels)
-    pp = weights @ pred
+    pred = np.broadcast_to(pred, weights.shape)
+    tp = np.sum(weights * pred * labels, axis=1)
+    pp = np.sum(weights * pred, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pp > 0, tp / pp, np.nan)
 
 
-def paired_bootstrap(probs_a, probs_b, labels, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                     level: float = 0.95, threshold: float = 0.5, block_length: int = 1) -> dict:
-    """Difference A − B of AUC and of precision on the same windows, with bootstrap intervals.
+def _p_value(diff: np.ndarray) -> float | None:
+    """Two-sided bootstrap p-value of diff = 0: 2 · min((#<=0 + 1), (#>=0 + 1)) / (B + 1),
+    capped at 1. The +1 keeps p above 0 (a finite number of resamples cannot prove p = 0),
+    which matters once p-values are multiplied by a family size."""
+    valid = diff[np.isfinite(diff)]
+    if valid.size == 0:
+        return None
+    low, high = np.sum(valid <= 0) + 1, np.sum(valid >= 0) + 1
+    return float(min(1.0, 2.0 * min(low, high) / (valid.size + 1)))
 
-    Both experiments are scored on every resample with the *same* resample counts, so the
-    window-to-window luck they share cancels in the difference. (K, n) inputs are averaged over
-    seeds first: the comparison is between seed ensembles; seed-to-seed spread is separate.
-    Per metric: {"a", "b", "diff", "low", "high", "n_valid", "prob_a_better" (share of valid
-    resamples with diff > 0), "p_value" (two-sided, 2 · min(share <= 0, share >= 0), capped
-    at 1)}. Precision resamples where either model has no positive prediction are not valid.
+
+def _seed_resampled(probs: np.ndarray, index: np.ndarray | None) -> np.ndarray:
+    """(n,) ensemble, or (B, n) ensembles of the seeds drawn by ``index`` (B, K)."""
+    if index is None:
+        return probs.mean(axis=0)
+    return probs[index].mean(axis=1)
+
+
+def paired_bootstrap(probs_a, probs_b, labels, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                     level: float = 0.95, threshold: float = 0.5, block_length: int = 1,
+                     resample_seeds: bool = False, metrics: Sequence[str] = ("auc", "precision")) -> dict:
+    """Difference A − B of seed ensembles on the same windows, with bootstrap intervals.
+
+    Both are scored on every resample with the *same* resample counts, so the window-to-window
+    luck they share cancels in the difference. (K, n) inputs are averaged over their finite
+    seeds. With ``resample_seeds`` each resample also redraws each side's K seeds with
+    replacement before averaging (a seed × window bootstrap: the ensemble's seed noise enters
+    the interval); two sides with the same number of seeds draw the same seed positions (seed
+    42 + k shares its initialisation across experiments of one architecture). ``metrics``: any
+    of "auc", "pr_auc", "precision" (at ``threshold``). Per metric: {"a", "b", "diff", "low",
+    "high", "n_valid", "share_a_better" (share of valid resamples with diff > 0: a bootstrap
+    share, not a probability), "p_value" (two-sided, see _p_value)}. Precision resamples where
+    either side predicts nothing positive are not valid.
     """
     _check_level(level)
-    pa, _ = ensemble_probs(probs_a)
-    pb, _ = ensemble_probs(probs_b)
-    pa, y = _check_scores(pa, labels)
-    pb, _ = _check_scores(pb, labels)
-    weights = bootstrap_weights(y.size, n_boot, np.random.default_rng(seed), block_length)
+    pa, pb = _finite_seeds(probs_a), _finite_seeds(probs_b)
+    if pa.shape[0] == 0 or pb.shape[0] == 0:
+        raise ValueError("paired bootstrap: a side has no seed with finite probabilities")
+    _, y = _check_scores(pa[0], labels)
+    _check_scores(pb[0], labels)
+    rng = np.random.default_rng(seed)
+    weights = bootstrap_weights(y.size, n_boot, rng, block_length)
+    ia = ib = None
+    if resample_seeds:
+        ia = rng.integers(0, pa.shape[0], size=(n_boot, pa.shape[0]))
+        ib = ia if pb.shape[0] == pa.shape[0] else rng.integers(0, pb.shape[0], size=(n_boot, pb.shape[0]))
     ones = np.ones((1, y.size))
+    point_a, point_b = pa.mean(axis=0), pb.mean(axis=0)
+    boot_a, boot_b = _seed_resampled(pa, ia), _seed_resampled(pb, ib)
     out: dict[str, Any] = {"n_boot": n_boot, "level": level, "seed": seed, "threshold": threshold,
-                           "block_length": block_length, "n_windows": int(y.size)}
-
-    def summarise(a_point, b_point, a_boot, b_boot):
-        diff = a_boot - b_boot
-        valid = diff[np.isfinite(diff)]
-        low, high = _interval(diff, level)
-        entry = {"a": a_point, "b": b_point,
-                 "diff": None if a_point is None or b_point is None else a_point - b_point,
-                 "low": low, "high": high, "n_valid": int(valid.size),
-                 "prob_a_better": float(np.mean(valid > 0)) if valid.size else None,
-                 "p_value": (min(1.0, 2.0 * min(np.mean(valid <= 0), np.mean(valid >= 0)))
-                             if valid.size else None)}
-        if entry["p_value"] is not None:
-            entry["p_value"] = float(entry["p_value"])
-        return entry
+                           "block_length": block_length, "n_windows": int(y.size),
+                           "resample_seeds": resample_seeds, "seeds_a": int(pa.shape[0]),
+                           "seeds_b": int(pb.shape[0])}
 
     def point(values):
         value = float(values[0])
         return None if math.isnan(value) else value
 
-    out["auc"] = summarise(point(_weighted_auc(pa, y, ones)), point(_weighted_auc(pb, y, ones)),
-                           _weighted_auc(pa, y, weights), _weighted_auc(pb, y, weights))
-    pred_a = (pa >= threshold).astype(np.float64)
-    pred_b = (pb >= threshold).astype(np.float64)
-    out["precision"] = summarise(point(_weighted_precision(pred_a, y, ones)),
-                                 point(_weighted_precision(pred_b, y, ones)),
-                                 _weighted_precision(pred_a, y, weights),
-                                 _weighted_precision(pred_b, y, weights))
+    scorers = {"auc": _weighted_auc, "pr_auc": _weighted_ap,
+               "precision": lambda s, yy, w: _weighted_precision((s >= threshold).astype(np.float64), yy, w)}
+    for name in metrics:
+        fn = scorers[name]
+        a, b = point(fn(point_a, y, ones)), point(fn(point_b, y, ones))
+        diff = fn(boot_a, y, weights) - fn(boot_b, y, weights)
+        valid = diff[np.isfinite(diff)]
+        low, high = _interval(diff, level)
+        out[name] = {"a": a, "b": b, "diff": None if a is None or b is None else a - b,
+                     "low": low, "high": high, "n_valid": int(valid.size),
+                     "share_a_better": float(np.mean(valid > 0)) if valid.size else None,
+                     "p_value": _p_value(diff)}
     return out
 
 
@@ -294,118 +375,46 @@ def experiment_stats(record: Mapping[str, Any], predictions: Any = None, *,
                      level: float = 0.95) -> dict:
     """Everything the report and ``fembed compare`` show about one result record.
 
-    Keys: exp_id, legacy, n_seeds, seeds (the per-seed rows of ``seed_metrics``), precision /
-    recall / auc (mean_std over the seeds that did not diverge), tp_mean, pred_pos_mean,
-    typical (precision_interval of a typical seed: mean TP over mean predicted positives,
-    rounded — the Wilson lower bound ``typical["ci_low"]`` ranks results), collapsed_seeds,
-    pred_range_min, pred_max_max; with ``predictions`` (a predictions.Predictions) also
-    ensemble (ensemble_metrics) and ensemble_auc (bootstrap_auc of the ensemble); else None.
-    Seed-summed counts are not pooled into one interval: every seed sees the same windows.
+    Keys: exp_id, legacy, n_seeds, n_diverged, seeds (seed_metrics rows); over the seeds that
+    did not diverge, mean_std of precision (over the seeds where it is defined: its "n" of
+    "n_total"), recall, auc and every OPERATING_KEYS metric; tp_mean, pred_pos_mean,
+    tp_pooled / pred_pos_pooled (counts summed over seeds; not independent trials, every seed
+    scores the same windows), undefined_precision_seeds, collapsed_seeds, pred_range_min,
+    pred_max_max; typical: None (kept for test_results.json; the rounded "typical seed"
+    interval it held was no interval of a reported estimate). With ``predictions`` (a
+    predictions.Predictions) also ensemble (ensemble_metrics), ensemble_auc and
+    ensemble_pr_auc (bootstrap intervals of the ensemble); else None.
     """
-    rows = seed_metrics(record)
+    rows = seed_metrics(record, predictions)
     healthy = [r for r in rows if not r["diverged"]] or rows
     tp = mean_std([r["true_positives"] for r in healthy])
     pp = mean_std([r["predicted_positives"] for r in healthy])
-    typical = None
-    if tp["mean"] is not None and pp["mean"] is not None:
-        k, n = int(round(tp["mean"])), int(round(pp["mean"]))
-        typical = precision_interval(min(k, n), n)
+    counted = [r for r in healthy if r["true_positives"] is not None and r["predicted_positives"] is not None]
     out: dict[str, Any] = {
         "exp_id": record.get("exp_id"),
         "legacy": bool(record.get("legacy", False)),
         "n_seeds": len(rows),
         "n_diverged": sum(1 for r in rows if r["diverged"]),
         "seeds": rows,
-        "precision": mean_std([r["precision"] for r in healthy]),
-        "recall": mean_std([r["recall"] for r in healthy]),
-        "auc": mean_std([r["auc"] for r in healthy]),
+        **{key: mean_std([r[key] for r in healthy]) for key in ("precision", "recall", "auc", *OPERATING_KEYS)},
         "tp_mean": tp["mean"],
         "pred_pos_mean": pp["mean"],
-        "typical": typical,
+        "tp_pooled": sum(r["true_positives"] for r in counted) if counted else None,
+        "pred_pos_pooled": sum(r["predicted_positives"] for r in counted) if counted else None,
+        "undefined_precision_seeds": sum(1 for r in healthy if r["predicted_positives"] == 0),
+        "typical": None,
         "collapsed_seeds": sum(1 for r in rows if r["collapsed"]),
         "pred_range_min": min((r["pred_range"] for r in rows if r["pred_range"] is not None), default=None),
         "pred_max_max": max((r["pred_max"] for r in rows if r["pred_max"] is not None), default=None),
         "ensemble": None,
         "ensemble_auc": None,
+        "ensemble_pr_auc": None,
     }
     if predictions is not None:
         out["ensemble"] = ensemble_metrics(predictions.probs, predictions.labels)
         if out["ensemble"]["n_seeds_used"] and out["ensemble"]["auc"] is not None:
             mean, _ = ensemble_probs(predictions.probs)
-            out["ensemble_auc"] = bootstrap_auc(mean, predictions.labels, n_boot=n_boot, seed=seed,
-                                                level=level, block_length=block_length)
+            kw = dict(n_boot=n_boot, seed=seed, level=level, block_length=block_length)
+            out["ensemble_auc"] = bootstrap_auc(mean, predictions.labels, **kw)
+            out["ensemble_pr_auc"] = bootstrap_pr_auc(mean, predictions.labels, **kw)
     return out
-
-
-def top_k_precision(probs, labels, k: int) -> dict:
-    """Precision (with its Wilson interval) and recall among the ``k`` highest-scored windows
-    (ties broken by position): a threshold-free view of a model that rarely reaches 0.5."""
-    p, y = _check_scores(probs, labels)
-    if not 1 <= k <= p.size:
-        raise ValueError(f"k must be in [1, {p.size}], got {k}")
-    top = np.argsort(-p, kind="stable")[:k]
-    tp = int(y[top].sum())
-    return {"k": int(k), **precision_interval(tp, int(k)), "recall": tp / y.sum() if y.sum() else 0.0}
-
-
-# ---- the one-feature reference -----------------------------------------------------------------
-
-def volatility_feature(frame) -> np.ndarray:
-    """ATR(14) / Close per row of a tier frame (Date, OHLCV, features).
-
-    Uses the tier's own ``atr_14`` column (computed on the full raw history) when present,
-    else TA-Lib's ATR on the frame's High/Low/Close.
-    """
-    close = np.asarray(frame["Close"], np.float64)
-    if "atr_14" in getattr(frame, "columns", ()):
-        atr = np.asarray(frame["atr_14"], np.float64)
-    else:
-        import talib
-
-        atr = talib.ATR(np.asarray(frame["High"], np.float64), np.asarray(frame["Low"], np.float64),
-                        close, 14)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return atr / close
-
-
-def volatility_reference(feature, starts: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
-                         context_length: int, *, threshold: float = 0.5,
-                         n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, block_length: int = 1,
-                         level: float = 0.95) -> dict:
-    """Logistic regression on one feature at each window's decision day: fit on train, score val.
-
-    ``feature`` is per matrix row (e.g. ``volatility_feature``); window k of split s is decided
-    on row starts[s][k] + context_length - 1. The feature is standardised on train (so the L2
-    penalty of scikit-learn's default does not shrink a feature of scale 0.01 to nothing).
-    Returns {"metrics": classification_metrics on val, "auc_ci": bootstrap_auc, "top_k":
-    top_k_precision of the 5% highest-scored validation windows (a logistic fit on a rare
-    label seldom reaches 0.5, so its precision at 0.5 says little), "coef" (per train standard
-    deviation), "n_train", "n_val", "probs" (val probabilities)}.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.asarray(feature, np.float64)
-
-    def split(name):
-        rows = np.asarray(starts[name]) + context_length - 1
-        return x[rows], np.asarray(labels[name], np.float64)
-
-    x_train, y_train = split("train")
-    keep = np.isfinite(x_train)
-    if keep.sum() < 2 or len(np.unique(y_train[keep])) < 2:
-        raise ValueError("volatility reference: the train split needs finite features of both classes")
-    model = make_pipeline(StandardScaler(), LogisticRegression())
-    model.fit(x_train[keep, None], y_train[keep])
-    x_val, y_val = split("val")
-    if not np.all(np.isfinite(x_val)):
-        raise ValueError(f"volatility reference: {int(np.sum(~np.isfinite(x_val)))} validation "
-                         "windows have no ATR14/Close (too close to the start of the data)")
-    probs = model.predict_proba(x_val[:, None])[:, 1]
-    return {"metrics": classification_metrics(probs, y_val, threshold),
-            "auc_ci": bootstrap_auc(probs, y_val, n_boot=n_boot, seed=seed, level=level,
-                                    block_length=block_length),
-            "top_k": top_k_precision(probs, y_val, max(1, int(round(0.05 * y_val.size)))),
-            "coef": float(model[-1].coef_[0, 0]), "n_train": int(keep.sum()),
-            "n_val": int(y_val.size), "probs": probs}

@@ -275,7 +275,8 @@ def summarize_result(
     val = record.get("val_metrics") if isinstance(record.get("val_metrics"), Mapping) else {}
     training = record.get("training") if isinstance(record.get("training"), Mapping) else {}
     fallback: dict[str, Any] = {
-        "precision_mean": val.get("precision"),
+        # 0 predicted positives: precision is undefined, not 0
+        "precision_mean": None if val.get("n_positive_preds") == 0 else val.get("precision"),
         "recall_mean": val.get("recall"),
         "auc_mean": val.get("auc"),
         "pred_pos_total": val.get("n_positive_preds"),
@@ -289,6 +290,8 @@ def summarize_result(
         fallback["seconds"] = float(training["training_time_min"]) * 60.0
 
     def pick(column: str) -> Any:
+        if column in ("precision_mean", "precision_std") and column in given:
+            return given[column]  # an explicit None (undefined precision) is not a missing value
         value = given.get(column)
         return fallback.get(column) if value is None else value
 
@@ -388,17 +391,23 @@ class RunStore:
             raise
 
     def _open_reader(self) -> sqlite3.Connection:
-        """A connection that can never write, not even the schema or the journal mode, so a
-        store on read-only media, or one another user owns, can still be read. A folder we
-        cannot write holds no live writer either (it could not create its journal), so the file
-        is opened as immutable there: SQLite then needs no -shm file beside it."""
+        """A connection that never writes, not even the schema or the journal mode, so a store
+        on read-only media, or one another user owns, can still be read. A folder we cannot
+        write holds no live writer either (it could not create its journal), so the file is
+        opened as immutable there: SQLite then needs no -shm file beside it."""
         if not self.path.exists():
             raise StoreError(f"no run store at {self.path}")
         _refuse_foreign_file(self.path)
         if not os.access(self.path, os.R_OK):
             raise StoreError(f"run store {self.path} cannot be read: permission denied")
+        # Where the store can be written, the reader takes part in WAL's shared-memory index like
+        # any connection (mode=rw never creates the file; query_only refuses every write): a
+        # mode=ro connection to a live WAL store fails with "disk I/O error" while a writer
+        # resets the index. Elsewhere mode=ro, and immutable where the folder is read-only.
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
         immutable = not os.access(self.path.parent, os.W_OK)
-        uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+        mode = "rw" if writable else "ro&immutable=1" if immutable else "ro"
+        uri = f"{self.path.resolve().as_uri()}?mode={mode}"
         conn = None
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout_s, isolation_level=None,

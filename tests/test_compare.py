@@ -69,9 +69,16 @@ def test_compare_two_runs_shows_only_what_differs_and_a_paired_test(tiny_project
     assert fmt.signed(paired["auc"]["diff"]) in line
     assert fmt.signed_interval(paired["auc"]["low"], paired["auc"]["high"]) in line
     assert str(a.n_windows) in line
-    for exp_id in ("FE-01", "FE-02"):
+    metrics = out.split("validation metrics")[1].split("paired bootstrap")[0]
+    for exp_id, pred in (("FE-01", a), ("FE-02", b)):
         record = json.loads((tiny_project / "outputs" / exp_id / "results.json").read_text())
-        assert fmt.pm(stats.experiment_stats(record)["auc"]) in out
+        s = stats.experiment_stats(record, pred, n_boot=300)
+        assert fmt.pm(s["auc"]) in out
+        # precision at 0.5 over the seeds where it is defined, never a 0 for 0/0
+        assert fmt.precision_spread(s["precision"]) in " ".join(metrics.split())
+        ap = stats.bootstrap_pr_auc(pred.probs.mean(axis=0), pred.labels, n_boot=300)
+        assert fmt.with_ci(ap["pr_auc"], ap["low"], ap["high"]) in metrics
+    assert "ensemble precision top 5% (TP/k)" in metrics and "0.000 (0/0)" not in out
 
 
 def test_compare_with_a_pending_experiment_and_a_legacy_record(tiny_project, capsys):

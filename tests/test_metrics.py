@@ -1,4 +1,5 @@
-"""Classification metrics vs scikit-learn, the collapse flag, Wilson intervals, seed aggregation."""
+"""Classification metrics vs scikit-learn and statsmodels, undefined precision, the operating-point
+and calibration metrics, the collapse flag, Wilson intervals, seed aggregation."""
 
 import json
 import math
@@ -6,12 +7,18 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score, log_loss,
+                             precision_score, recall_score, roc_auc_score)
+from statsmodels.stats.proportion import proportion_confint
 
 from fembed_jax.metrics import (
     AGGREGATED_METRICS,
+    ALERT_RATES,
     aggregate_seeds,
+    alert_rate_metrics,
     classification_metrics,
+    reliability_bins,
+    skill_scores,
     wilson_interval,
 )
 
@@ -22,7 +29,14 @@ SPEC_KEYS = {
     "precision", "recall", "f1", "accuracy", "auc", "pred_min", "pred_max", "pred_mean",
     "pred_std", "pred_range", "n_positive_preds", "n_samples", "class_balance", "positive_rate",
 }  # fmt: skip
-ADDED_KEYS = {"true_positives", "precision_ci_low", "precision_ci_high", "n_nonfinite", "collapsed"}
+ADDED_KEYS = {"true_positives", "precision_ci_low", "precision_ci_high", "n_nonfinite", "collapsed",
+              "pr_auc", "brier", "log_loss",
+              *(f"{f}_{r}" for r in ALERT_RATES for f in ("k", "tp", "precision", "recall", "lift", "episodes")),
+              *(f"precision_{r}_ci_{end}" for r in ALERT_RATES for end in ("low", "high"))}
+# A fixed vector with ties and an 18% base rate, like the validation split's.
+RNG = np.random.default_rng(7)
+Y200 = (RNG.random(200) < 0.18).astype(np.float32)
+P200 = np.round(np.clip(RNG.normal(0.15, 0.08, 200) + 0.12 * Y200, 0.001, 0.999), 2).astype(np.float32)
 
 
 def test_matches_sklearn_and_numpy():
@@ -57,14 +71,16 @@ def test_one_class_labels_give_auc_none_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         m = classification_metrics([0.1, 0.6, 0.3], [0, 0, 0])
-    assert m["auc"] is None
-    assert m["precision"] == 0.0 and m["recall"] == 0.0  # zero_division=0
+    assert m["auc"] is None and m["pr_auc"] is None
+    assert m["precision"] == 0.0  # 1 predicted positive, 0 true
+    assert m["recall"] is None  # no positive label: recall undefined too
 
 
 def test_collapse_flag_both_ways():
     # no positive prediction (FE-69-like: max prob < 0.5), even with a wide range
     no_pos = classification_metrics([0.01, 0.3, 0.45, 0.2], [1, 0, 1, 0])
-    assert no_pos["n_positive_preds"] == 0 and no_pos["precision"] == 0.0 and no_pos["collapsed"]
+    # precision is undefined (None), never 0: sklearn's zero_division=0 would average it in as 0
+    assert no_pos["n_positive_preds"] == 0 and no_pos["precision"] is None and no_pos["collapsed"]
     assert (no_pos["precision_ci_low"], no_pos["precision_ci_high"]) == (0.0, 1.0)
     # positive predictions, but everything within a 0.1 band
     narrow = classification_metrics([0.50, 0.52, 0.55, 0.58], [1, 0, 1, 0])
@@ -96,6 +112,7 @@ def test_nan_probabilities_of_a_diverged_model_do_not_raise():
     assert (m["n_positive_preds"], m["true_positives"]) == (2, 1)  # NaN counts as negative
     assert m["pred_min"] == pytest.approx(0.2) and m["pred_range"] == pytest.approx(0.7)
     json.dumps(m)
+    assert m["pr_auc"] is None and m["brier"] is None and m["precision_top5pct"] is None
     all_nan = classification_metrics([float("nan")] * 3, [1, 0, 0])
     assert all_nan["pred_mean"] is None and all_nan["collapsed"] is True
 
@@ -129,9 +146,11 @@ def test_aggregate_seeds():
     assert agg["n_seeds"] == 4
     assert set(AGGREGATED_METRICS) <= set(agg)
     precisions = [s["precision"] for s in seeds]
-    assert agg["precision"]["mean"] == pytest.approx(np.mean(precisions))
-    assert agg["precision"]["std"] == pytest.approx(np.std(precisions, ddof=1))
-    assert agg["precision"]["n"] == 4
+    assert precisions[2] is None  # the third seed predicts nothing positive
+    defined = [p for p in precisions if p is not None]
+    assert agg["precision"]["mean"] == pytest.approx(np.mean(defined))  # not averaged in as 0
+    assert agg["precision"]["std"] == pytest.approx(np.std(defined, ddof=1))
+    assert agg["precision"]["n"] == 3 and agg["n_seeds"] == 4
     aucs = [s["auc"] for s in seeds[:3]]
     assert agg["auc"]["n"] == 3 and agg["auc"]["mean"] == pytest.approx(np.mean(aucs))
     assert agg["auc"]["min"] == min(aucs) and agg["auc"]["max"] == max(aucs)
@@ -143,6 +162,66 @@ def test_aggregate_single_seed_and_all_auc_missing():
     one = classification_metrics([0.2, 0.7], [0, 0])
     agg = aggregate_seeds([one])
     assert agg["precision"]["std"] is None and agg["precision"]["n"] == 1
+    none = aggregate_seeds([classification_metrics([0.2, 0.3], [0, 1])] * 2)
+    assert none["precision"] == {"mean": None, "std": None, "min": None, "max": None, "n": 0}
     assert agg["auc"] == {"mean": None, "std": None, "min": None, "max": None, "n": 0}
     with pytest.raises(ValueError):
         aggregate_seeds([])
+
+
+def test_threshold_free_metrics_match_sklearn_on_a_fixed_vector():
+    m = classification_metrics(P200, Y200)
+    y, p = Y200.astype(int), P200.astype(np.float64)
+    assert m["pr_auc"] == pytest.approx(average_precision_score(y, p), abs=1e-12)
+    assert m["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+    assert m["log_loss"] == pytest.approx(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)), abs=1e-12)
+    assert m["auc"] == pytest.approx(roc_auc_score(y, p))
+
+
+def test_alert_rates_against_an_independent_count():
+    y, p = Y200.astype(int), P200.astype(np.float64)
+    base = y.mean()
+    for name, rate in ALERT_RATES.items():
+        k = max(1, round(rate * y.size))
+        # independent: a stable sort on (-p, position) is the documented tie rule
+        top = sorted(range(y.size), key=lambda i: (-p[i], i))[:k]
+        tp = int(sum(y[i] for i in top))
+        m = classification_metrics(P200, Y200)
+        assert (m[f"k_{name}"], m[f"tp_{name}"]) == (k, tp)
+        assert m[f"precision_{name}"] == pytest.approx(tp / k)
+        low, high = proportion_confint(tp, k, alpha=0.05, method="wilson")
+        assert m[f"precision_{name}_ci_low"] == pytest.approx(low, abs=2e-5)
+        assert m[f"precision_{name}_ci_high"] == pytest.approx(high, abs=2e-5)
+        assert m[f"recall_{name}"] == pytest.approx(tp / y.sum())
+        assert m[f"lift_{name}"] == pytest.approx(tp / k / base)
+
+
+def test_alert_episodes_count_runs_of_flagged_windows():
+    probs = np.zeros(40)
+    probs[[3, 4, 5, 20, 27]] = [0.9, 0.8, 0.7, 0.95, 0.6]  # 3-5 one run; 20 and 27 are 7 apart
+    out = alert_rate_metrics(probs, np.zeros(40), 5 / 40)
+    assert out["k"] == 5 and out["episodes"] == 3 and out["recall"] is None and out["lift"] is None
+    assert alert_rate_metrics(probs, np.zeros(40), 5 / 40, episode_gap=10)["episodes"] == 2
+
+
+def test_skill_against_the_constant_predictor_of_the_train_base_rate():
+    m = classification_metrics(P200, Y200)
+    train_rate = 0.228
+    out = skill_scores(m, train_rate)
+    y = Y200.astype(int)
+    constant = np.full(y.size, train_rate)
+    assert out["brier_reference"] == pytest.approx(brier_score_loss(y, constant))
+    assert out["log_loss_reference"] == pytest.approx(log_loss(y, constant))
+    assert out["brier_skill"] == pytest.approx(1 - brier_score_loss(y, P200) / brier_score_loss(y, constant))
+    assert out["log_loss_skill"] == pytest.approx(1 - m["log_loss"] / log_loss(y, constant))
+    # the constant itself has skill 0
+    assert skill_scores(classification_metrics(constant, y), train_rate)["brier_skill"] == pytest.approx(0, abs=1e-12)
+    assert skill_scores(m, None) == dict.fromkeys(out)
+
+
+def test_reliability_bins_are_equal_count():
+    bins = reliability_bins(P200, Y200, n_bins=10)
+    assert [b["n"] for b in bins] == [20] * 10
+    order = np.argsort(P200, kind="stable")
+    assert bins[0]["mean_prob"] == pytest.approx(P200[order[:20]].mean())
+    assert bins[-1]["observed"] == pytest.approx(Y200[order[-20:]].mean())

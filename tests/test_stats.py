@@ -1,5 +1,7 @@
-"""Statistics behind the report: Wilson intervals, seed spreads, ensembles, bootstraps, the
-volatility reference, and the val_predictions.npz file they read."""
+"""Statistics behind the report, each against an independent implementation (scikit-learn,
+statsmodels, plain loops over the same resamples): Wilson intervals, undefined precision, seed
+spreads, ensembles, AUC and average-precision bootstraps, the seed × window paired bootstrap,
+Holm / Benjamini-Hochberg, the baselines, and the val_predictions.npz file they read."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
 from fembed_jax import stats
+from fembed_jax.report import baselines
+from fembed_jax.report.multiplicity import benjamini_hochberg, holm
 from fembed_jax.predictions import (PredictionsError, align, load_predictions, predictions_path,
                                     save_predictions, write_predictions)
 
@@ -35,15 +41,23 @@ def test_precision_interval_matches_known_wilson_values(tp, pp, low, high):
     assert out["ci_high"] == pytest.approx(high, abs=5e-4)
 
 
-def test_no_positive_prediction_has_the_uninformative_interval():
-    assert stats.precision_interval(0, 0) == {"precision": 0.0, "true_positives": 0,
+def test_wilson_equals_statsmodels_for_every_count_up_to_60():
+    for pp in range(1, 61):
+        for tp in range(pp + 1):
+            out = stats.precision_interval(tp, pp)
+            low, high = proportion_confint(tp, pp, alpha=0.05, method="wilson")
+            assert out["ci_low"] == pytest.approx(low, abs=2e-5) and out["ci_high"] == pytest.approx(high, abs=2e-5)
+
+
+def test_no_positive_prediction_is_undefined_with_the_uninformative_interval():
+    assert stats.precision_interval(0, 0) == {"precision": None, "true_positives": 0,
                                               "predicted_positives": 0, "ci_low": 0.0, "ci_high": 1.0}
 
 
 def test_mean_std_uses_the_sample_std_and_skips_missing_values():
-    assert stats.mean_std([1.0, 2.0, 3.0, None]) == {"mean": 2.0, "std": 1.0, "n": 3}
-    assert stats.mean_std([0.7]) == {"mean": 0.7, "std": None, "n": 1}
-    assert stats.mean_std([None]) == {"mean": None, "std": None, "n": 0}
+    assert stats.mean_std([1.0, 2.0, 3.0, None]) == {"mean": 2.0, "std": 1.0, "n": 3, "n_total": 4}
+    assert stats.mean_std([0.7]) == {"mean": 0.7, "std": None, "n": 1, "n_total": 1}
+    assert stats.mean_std([None]) == {"mean": None, "std": None, "n": 0, "n_total": 1}
 
 
 # ---- per seed and per experiment -----------------------------------------------------------------
@@ -56,21 +70,48 @@ def test_legacy_seed_row_derives_true_positives_from_precision_and_predicted_pos
     assert row["ci_low"] == pytest.approx(0.3127, abs=1e-3) and not row["collapsed"]
 
 
-def test_experiment_stats_spread_typical_interval_and_diverged_seeds():
+def test_legacy_zero_over_zero_is_undefined_even_when_the_record_says_0():
+    (row,) = stats.seed_metrics({"val_metrics": {"precision": 0.0, "recall": 0.0, "auc": 0.61,
+                                                 "n_positive_preds": 0, "pred_range": 0.05}})
+    assert row["precision"] is None and (row["true_positives"], row["predicted_positives"]) == (0, 0)
+
+
+def test_experiment_stats_averages_precision_over_the_defined_seeds_only():
     def seed(s, tp, pp, auc, diverged=False):
         return {"seed": s, "precision": tp / pp if pp else 0.0, "recall": tp / 76, "auc": auc,
                 "true_positives": tp, "n_positive_preds": pp, "pred_range": 0.8, "pred_max": 0.9,
                 "collapsed": pp == 0, "diverged": diverged}
 
+    # FE-06's seeds as the review rebuilt them: 1/3, 1/4, 1/5, 0/0, 0/0 (and one diverged seed)
     record = {"exp_id": "X-01", "val_metrics_per_seed": [
-        seed(42, 6, 10, 0.70), seed(43, 8, 14, 0.72), seed(44, 0, 0, None, diverged=True)]}
+        seed(42, 1, 3, 0.70), seed(43, 1, 4, 0.72), seed(44, 1, 5, 0.71), seed(45, 0, 0, 0.73),
+        seed(46, 0, 0, 0.74), seed(47, 0, 0, None, diverged=True)]}
     s = stats.experiment_stats(record)
-    assert s["n_seeds"] == 3 and s["n_diverged"] == 1
-    assert s["precision"]["mean"] == pytest.approx((0.6 + 8 / 14) / 2)
-    assert s["auc"] == {"mean": pytest.approx(0.71), "std": pytest.approx(np.std([0.7, 0.72], ddof=1)), "n": 2}
-    assert (s["tp_mean"], s["pred_pos_mean"]) == (7.0, 12.0)
-    assert s["typical"] == stats.precision_interval(7, 12)
-    assert s["collapsed_seeds"] == 1 and s["ensemble"] is None
+    assert s["n_seeds"] == 6 and s["n_diverged"] == 1
+    assert [r["precision"] for r in s["seeds"]][3:] == [None, None, None]  # 0.0 in the record
+    defined = [1 / 3, 1 / 4, 1 / 5]
+    assert s["precision"]["mean"] == pytest.approx(np.mean(defined))  # 0.261, not 0.157
+    assert s["precision"]["std"] == pytest.approx(np.std(defined, ddof=1))
+    assert (s["precision"]["n"], s["precision"]["n_total"]) == (3, 5)
+    assert s["undefined_precision_seeds"] == 2 and (s["tp_pooled"], s["pred_pos_pooled"]) == (3, 12)
+    aucs = [0.70, 0.72, 0.71, 0.73, 0.74]
+    assert s["auc"]["mean"] == pytest.approx(np.mean(aucs)) and s["auc"]["std"] == pytest.approx(np.std(aucs, ddof=1))
+    assert s["typical"] is None and s["collapsed_seeds"] == 3 and s["ensemble"] is None
+
+
+def test_experiment_stats_with_predictions_scores_the_seeds_and_the_ensemble():
+    from fembed_jax.predictions import Predictions
+
+    p, y = _scores(n=300)
+    probs = np.stack([p, np.clip(p + 0.05, 0, 1)])
+    pred = Predictions(probs=probs, labels=y, starts=np.arange(y.size), seeds=np.array([42, 43]), dates=None)
+    s = stats.experiment_stats({"val_metrics_per_seed": [{"seed": 42}, {"seed": 43}]}, pred, n_boot=100)
+    assert s["seeds"][1]["pr_auc"] == pytest.approx(average_precision_score(y, probs[1]))
+    assert s["pr_auc"]["n"] == 2
+    mean = probs.mean(axis=0)
+    assert s["ensemble_pr_auc"]["pr_auc"] == pytest.approx(average_precision_score(y, mean))
+    assert s["ensemble_auc"]["auc"] == pytest.approx(roc_auc_score(y, mean))
+    assert s["ensemble"]["pr_auc"] == pytest.approx(average_precision_score(y, mean))
 
 
 # ---- ensemble ------------------------------------------------------------------------------------
@@ -128,6 +169,36 @@ def test_vectorised_bootstrap_auc_equals_resampling_one_by_one():
     np.testing.assert_allclose(fast, slow, atol=1e-12)
 
 
+def test_vectorised_average_precision_equals_sklearn_with_weights_one_by_one():
+    p, y = _scores(seed=4)
+    w = stats.bootstrap_weights(p.size, 25, np.random.default_rng(3))
+    fast = stats._weighted_ap(p, y, w)
+    slow = [average_precision_score(y, p, sample_weight=row) for row in w]
+    np.testing.assert_allclose(fast, slow, atol=1e-12)
+    assert stats._weighted_ap(p, y, np.ones((1, p.size)))[0] == pytest.approx(average_precision_score(y, p))
+
+
+def test_row_wise_scores_each_resample_with_its_own_probabilities():
+    p, y = _scores(seed=5)
+    rng = np.random.default_rng(8)
+    scores = np.round(np.clip(p + rng.normal(0, 0.1, (12, p.size)), 0, 1), 2)  # ties in every row
+    w = stats.bootstrap_weights(p.size, 12, rng)
+    np.testing.assert_allclose(stats._weighted_auc(scores, y, w),
+                               [roc_auc_score(y, s, sample_weight=r) for s, r in zip(scores, w)], atol=1e-12)
+    np.testing.assert_allclose(stats._weighted_ap(scores, y, w),
+                               [average_precision_score(y, s, sample_weight=r) for s, r in zip(scores, w)],
+                               atol=1e-12)
+
+
+def test_bootstrap_pr_auc_equals_percentiles_of_a_loop_over_the_same_resamples():
+    p, y = _scores(seed=6)
+    out = stats.bootstrap_pr_auc(p, y, n_boot=200, seed=11)
+    w = stats.bootstrap_weights(p.size, 200, np.random.default_rng(11))
+    loop = [average_precision_score(y, p, sample_weight=row) for row in w]
+    assert (out["low"], out["high"]) == pytest.approx(tuple(np.quantile(loop, [0.025, 0.975])))
+    assert out["pr_auc"] == pytest.approx(average_precision_score(y, p))
+
+
 def test_bootstrap_auc_interval_known_cases():
     y = np.array([0] * 80 + [1] * 20, float)
     perfect = stats.bootstrap_auc(y * 0.5 + 0.25, y, n_boot=300)
@@ -148,12 +219,49 @@ def test_paired_bootstrap_of_identical_predictions_is_exactly_zero():
         assert out[metric]["p_value"] == 1.0
 
 
+def test_seed_by_window_bootstrap_equals_an_independent_loop_over_the_same_draws():
+    p, y = _scores(n=200, seed=9)
+    rng = np.random.default_rng(1)
+    a = np.clip(p + rng.normal(0, 0.05, (5, p.size)), 0, 1)  # five seeds
+    b = np.clip(p[None] * 0.8 + 0.05, 0, 1)  # one reference
+    out = stats.paired_bootstrap(a, b, y, n_boot=150, seed=4, resample_seeds=True, metrics=("auc", "pr_auc"))
+    draw = np.random.default_rng(4)  # the documented order: window counts, then seed draws
+    w = stats.bootstrap_weights(p.size, 150, draw)
+    seeds = draw.integers(0, 5, size=(150, 5))
+    diffs = {"auc": [], "pr_auc": []}
+    for row, pick in zip(w, seeds):
+        ens = a[pick].mean(axis=0)
+        diffs["auc"].append(roc_auc_score(y, ens, sample_weight=row) - roc_auc_score(y, b[0], sample_weight=row))
+        diffs["pr_auc"].append(average_precision_score(y, ens, sample_weight=row)
+                               - average_precision_score(y, b[0], sample_weight=row))
+    for metric, values in diffs.items():
+        values = np.asarray(values)
+        assert (out[metric]["low"], out[metric]["high"]) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975])))
+        expected_p = min(1.0, 2 * min(np.sum(values <= 0) + 1, np.sum(values >= 0) + 1) / (values.size + 1))
+        assert out[metric]["p_value"] == pytest.approx(expected_p)
+    assert out["auc"]["diff"] == pytest.approx(roc_auc_score(y, a.mean(axis=0)) - roc_auc_score(y, b[0]))
+    # resampling seeds widens the interval of a seed-noisy ensemble
+    plain = stats.paired_bootstrap(a, b, y, n_boot=150, seed=4)
+    assert plain["auc"]["high"] - plain["auc"]["low"] <= out["auc"]["high"] - out["auc"]["low"] + 1e-9
+
+
+def test_holm_and_benjamini_hochberg_equal_statsmodels():
+    p = [0.01, 0.04, 0.03, 0.2, 0.005, None, 0.5]
+    kept = [v for v in p if v is not None]
+    for ours, method in ((holm(p), "holm"), (benjamini_hochberg(p), "fdr_bh")):
+        theirs = iter(multipletests(kept, method=method)[1])
+        assert ours[5] is None
+        np.testing.assert_allclose([v for v in ours if v is not None], list(theirs), atol=1e-12)
+    assert holm([None, None]) == [None, None]
+
+
 def test_paired_bootstrap_detects_a_clearly_better_model_and_is_antisymmetric():
     p, y = _scores(n=400)
     perfect = np.where(y == 1, 0.9, 0.1)
     out = stats.paired_bootstrap(perfect, p, y, n_boot=400, seed=2)
     assert out["auc"]["a"] == 1.0 and out["auc"]["b"] == pytest.approx(roc_auc_score(y, p))
-    assert out["auc"]["low"] > 0 and out["auc"]["prob_a_better"] == 1.0 and out["auc"]["p_value"] == 0.0
+    assert out["auc"]["low"] > 0 and out["auc"]["share_a_better"] == 1.0
+    assert out["auc"]["p_value"] == pytest.approx(2 / 401)  # never 0: 400 resamples cannot prove that
     swapped = stats.paired_bootstrap(p, perfect, y, n_boot=400, seed=2)
     assert swapped["auc"]["diff"] == pytest.approx(-out["auc"]["diff"])
     assert swapped["auc"]["high"] == pytest.approx(-out["auc"]["low"])
@@ -175,29 +283,46 @@ def test_seed_stacked_inputs_are_compared_as_ensembles():
     assert stats.paired_bootstrap(stacked, p, y, n_boot=50)["auc"]["diff"] == 0.0
 
 
-def test_top_k_precision():
-    out = stats.top_k_precision([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 1], k=3)
-    assert (out["k"], out["true_positives"], out["precision"]) == (3, 2, pytest.approx(2 / 3))
-    assert out["recall"] == pytest.approx(2 / 3) and out["ci_low"] == stats.precision_interval(2, 3)["ci_low"]
-
-
-# ---- volatility reference ------------------------------------------------------------------------
-
-def test_volatility_reference_fits_on_train_decision_days_and_scores_val():
-    rng = np.random.default_rng(0)
-    rows, context = 1200, 10
+def _reference_data(rows=1200, context=10, seed=0):
+    rng = np.random.default_rng(seed)
     feature = rng.lognormal(-4.5, 0.4, rows)  # ATR/Close-like scale ~0.01
     starts = {"train": np.arange(0, 800 - context, dtype=np.int32),
               "val": np.arange(800, 1200 - context, dtype=np.int32)}
     # the label of a window depends on the feature of its decision day (start + context - 1)
     labels = {k: (feature[v + context - 1] * rng.lognormal(0, 0.2, v.size) > 0.014).astype(np.float32)
               for k, v in starts.items()}
-    out = stats.volatility_reference(feature, starts, labels, context, n_boot=200)
-    assert out["coef"] > 0 and out["n_train"] == starts["train"].size and out["n_val"] == starts["val"].size
-    assert out["metrics"]["auc"] > 0.85
+    return feature, starts, labels, context
+
+
+def test_volatility_reference_fits_on_train_decision_days_and_scores_val():
+    feature, starts, labels, context = _reference_data()
+    out = baselines.fit_and_score(feature, starts, labels, context, n_boot=200)
+    assert out["n_train"] == starts["train"].size and out["n_val"] == starts["val"].size
+    # a monotone one-feature model ranks like the feature itself (independent of the fit)
+    val_rows = starts["val"] + context - 1
+    assert out["metrics"]["auc"] == pytest.approx(roc_auc_score(labels["val"], feature[val_rows]))
+    assert out["metrics"]["pr_auc"] == pytest.approx(average_precision_score(labels["val"], feature[val_rows]))
     assert out["auc_ci"]["low"] <= out["metrics"]["auc"] <= out["auc_ci"]["high"]
-    assert out["auc_ci"]["auc"] == pytest.approx(out["metrics"]["auc"])
-    assert out["probs"].shape == (starts["val"].size,) and out["top_k"]["k"] == round(0.05 * starts["val"].size)
+    assert out["pr_auc_ci"]["low"] <= out["metrics"]["pr_auc"] <= out["pr_auc_ci"]["high"]
+    assert out["train_base_rate"] == pytest.approx(labels["train"].mean())
+    assert out["metrics"]["brier_skill"] > 0 and out["metrics"]["k_top5pct"] == round(0.05 * starts["val"].size)
+    assert out["probs"].shape == (starts["val"].size,)
+
+
+def test_logistic_baseline_uses_train_only_and_matches_a_hand_built_fit():
+    from sklearn.linear_model import LogisticRegression
+
+    feature, starts, labels, context = _reference_data()
+    rng = np.random.default_rng(3)
+    matrix = np.column_stack([feature, rng.normal(size=feature.size), rng.normal(size=feature.size)])
+    out = baselines.fit_and_score(matrix, starts, labels, context, C=baselines.LOGISTIC_C, n_boot=20)
+    tr, va = starts["train"] + context - 1, starts["val"] + context - 1
+    mu, sd = matrix[tr].mean(axis=0), matrix[tr].std(axis=0)
+    model = LogisticRegression(C=baselines.LOGISTIC_C, max_iter=5000).fit((matrix[tr] - mu) / sd, labels["train"])
+    np.testing.assert_allclose(out["probs"], model.predict_proba((matrix[va] - mu) / sd)[:, 1], atol=1e-6)
+    flipped = dict(labels, val=1 - labels["val"])  # validation labels never reach the fit
+    np.testing.assert_allclose(baselines.fit_and_score(matrix, starts, flipped, context, C=0.1, n_boot=5)["probs"],
+                               out["probs"])
 
 
 def test_volatility_feature_prefers_the_tiers_atr_column():
@@ -205,8 +330,8 @@ def test_volatility_feature_prefers_the_tiers_atr_column():
 
     frame = pd.DataFrame({"High": np.linspace(11, 12, 40), "Low": np.linspace(9, 10, 40),
                           "Close": np.full(40, 10.0), "atr_14": np.full(40, 0.5)})
-    np.testing.assert_allclose(stats.volatility_feature(frame), 0.05)
-    talib_based = stats.volatility_feature(frame.drop(columns="atr_14"))
+    np.testing.assert_allclose(baselines.volatility_feature(frame), 0.05)
+    talib_based = baselines.volatility_feature(frame.drop(columns="atr_14"))
     assert np.isnan(talib_based[:14]).all() and np.allclose(talib_based[20:], 0.2)
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from fembed_jax.atomic import atomic_write
-from fembed_jax.report.collect import Entry, Reference, ReportData, collect, volatility_reference
+from fembed_jax.report.baselines import Reference, logistic_baseline, volatility_reference
+from fembed_jax.report.collect import Entry, ReportData, collect
 from fembed_jax.report.markdown import SECTIONS, render
 
-__all__ = ["Entry", "Reference", "ReportData", "ReportFiles", "SECTIONS", "collect", "render",
-           "volatility_reference", "write_report"]
+__all__ = ["Entry", "Reference", "ReportData", "ReportFiles", "SECTIONS", "collect", "logistic_baselines",
+           "render", "volatility_reference", "write_report"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,17 +31,29 @@ class ReportFiles:
     data: ReportData
 
 
+def logistic_baselines(data: ReportData, data_config: Any) -> dict[str, Reference]:
+    """The logistic baseline of every tier a comparable result with predictions ran on."""
+    tiers = sorted({e.tier for e in data.comparable if e.predictions is not None and e.tier})
+    return {tier: logistic_baseline(data_config, tier, n_boot=data.n_boot, seed=data.seed,
+                                    block_length=data.block_length) for tier in tiers}
+
+
 def write_report(outputs_dir: str | os.PathLike[str], out: str | os.PathLike[str], registry: Any = None, *,
                  data_config: Any = None, reference: bool = True, plots: bool = True, top: int = 15,
-                 n_boot: int = 2000, seed: int = 0, block_length: int = 1) -> ReportFiles:
-    """Collect, render and write everything; returns the paths written."""
-    from fembed_jax.report.tables import results_frame
+                 n_boot: int = 2000, seed: int = 0, block_length: int = 1,
+                 include_quick: bool = False) -> ReportFiles:
+    """Collect, render and write everything; returns the paths written. ``reference`` False
+    also skips the logistic baselines (both load data)."""
+    from fembed_jax.report.frame import results_frame
     from fembed_jax.results_io import atomic_write_text
 
     out = Path(out)
     ref = (volatility_reference(data_config, n_boot=n_boot, seed=seed, block_length=block_length)
            if reference else None)
-    data = collect(outputs_dir, registry, n_boot=n_boot, seed=seed, block_length=block_length, reference=ref)
+    data = collect(outputs_dir, registry, n_boot=n_boot, seed=seed, block_length=block_length, reference=ref,
+                   include_quick=include_quick)
+    if reference:
+        data.baselines = logistic_baselines(data, data_config)
     folder = out.parent
     stem = out.stem
     csv_path, parquet_path = folder / f"{stem}_results.csv", folder / f"{stem}_results.parquet"

@@ -1,14 +1,20 @@
 """Gather what the report shows: queue states, result records with their statistics, saved
-predictions, legacy records, held-out test results and the one-feature reference.
+predictions, legacy records, held-out test results, and which results are like with like.
 
 The run store's record is what is shown. Files on disk are checked against it and every
 problem becomes a warning of the report, never a silent change: a results.json that is damaged
 (fails its seal) or disagrees with the store, predictions that are missing or damaged (their
 digest in results.json no longer matches) or stale (their AUCs are not the record's).
+
+Like with like: a fembed result is ranked and counted as done only when it ran on the report's
+data (the data the reference is computed on, else the data most results used) and with the
+registry's epochs and seeds. Quick runs (`fembed run --epochs/--seeds`) join with
+``include_quick``; results on other data never do. Legacy records are never ranked.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 from pathlib import Path
@@ -19,6 +25,7 @@ import numpy as np
 from fembed_jax import results_io, stats
 from fembed_jax.predictions import (Predictions, PredictionsDamagedError, PredictionsError,
                                     load_predictions)
+from fembed_jax.report.baselines import Reference
 
 TEST_RESULTS_FILENAME = "test_results.json"
 # Per-seed AUCs recomputed from val_predictions.npz must match results.json to this tolerance,
@@ -37,14 +44,27 @@ class Entry:
     config: dict[str, Any]
     current: bool | None = None  # fembed: the queue still holds the config this result ran
     predictions: Predictions | None = None
+    # Why this fembed result is not like with like ("quick: ...", "other data: ..."); empty when it is.
+    flags: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def legacy(self) -> bool:
         return self.source == "legacy"
 
     @property
+    def quick(self) -> bool:
+        return any(f.startswith("quick") for f in self.flags)
+
+    @property
+    def other_data(self) -> bool:
+        return any(f.startswith("other data") for f in self.flags)
+
+    @property
     def label(self) -> str:
-        return f"{self.exp_id} (legacy)" if self.legacy else self.exp_id + ("" if self.current is not False else " †")
+        if self.legacy:
+            return f"{self.exp_id} (legacy)"
+        return (self.exp_id + (" †" if self.current is False else "") + (" [quick]" if self.quick else "")
+                + (" [other data]" if self.other_data else ""))
 
     @property
     def priority(self) -> str | None:
@@ -55,23 +75,56 @@ class Entry:
         return self.config.get("tier") or self.record.get("tier")
 
     @property
-    def rank_key(self) -> tuple:
-        typical = self.stats.get("typical") or {}
-        low = typical.get("ci_low")
-        return (-(low if low is not None else -1.0),
-                -(self.stats["precision"]["mean"] or 0.0),
-                -(self.stats["auc"]["mean"] or 0.0),
-                self.exp_id, self.source)
+    def pr_auc(self) -> float | None:
+        """The ranking key: the seed ensemble's average precision (None without predictions)."""
+        return (self.stats.get("ensemble_pr_auc") or {}).get("pr_auc")
+
+    @property
+    def train_base_rate(self) -> float | None:
+        """The train split's positive rate of this run's data (None for legacy and older records)."""
+        splits = (self.record.get("data") or {}).get("splits") or {}
+        return (splits.get("train") or {}).get("base_rate")
 
 
-@dataclasses.dataclass
-class Reference:
-    """The volatility-only baseline: logistic regression on ATR14/Close."""
+def data_key(source_id: str | None, val: dict[str, Any] | None) -> tuple | None:
+    """What makes two results' data the same: the raw source (its id names the content hash
+    and code version, and every tier built from it shares it) and the validation decision
+    days. Tier files carry one id per file, so together they count as one source."""
+    if not source_id:
+        return None
+    source = "tier files" if source_id.startswith("tier_file:") else source_id
+    val = val or {}
+    return source, val.get("first_decision"), val.get("last_decision")
 
-    result: dict[str, Any] | None
-    predictions: Predictions | None
-    source: str
-    error: str | None = None
+
+def record_data_key(record: dict[str, Any]) -> tuple | None:
+    data = record.get("data") or {}
+    return data_key(data.get("source_id"), (data.get("splits") or {}).get("val"))
+
+
+def describe_data(key: tuple | None) -> str:
+    if key is None:
+        return "unknown data"
+    source, first, last = key
+    return f"{source.split('|')[0]}, val decision days {first} to {last}"
+
+
+def quick_reason(record: dict[str, Any], registry: Any) -> str | None:
+    """"quick: 2 of 50 epochs, 2 of 5 seeds" when the record trained fewer epochs or seeds than
+    the registry's config of the experiment says; None otherwise, or when the registry does not
+    know the experiment."""
+    exp_id = record.get("exp_id")
+    if registry is None or exp_id not in registry:
+        return None
+    cfg = registry.get(exp_id)
+    epochs = (record.get("hyperparameters") or {}).get("epochs")
+    seeds = len(record.get("seeds") or [])
+    parts = []
+    if epochs is not None and int(epochs) < cfg.epochs:
+        parts.append(f"{int(epochs)} of {cfg.epochs} epochs")
+    if seeds and seeds < cfg.seeds:
+        parts.append(f"{seeds} of {cfg.seeds} seeds")
+    return "quick: " + ", ".join(parts) if parts else None
 
 
 @dataclasses.dataclass
@@ -88,6 +141,10 @@ class ReportData:
     n_boot: int
     seed: int
     block_length: int
+    include_quick: bool = False
+    primary_data: tuple | None = None  # data_key of the data results are ranked on
+    baselines: dict[str, Reference] = dataclasses.field(default_factory=dict)  # tier -> logistic
+    _judged: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def fembed(self) -> list[Entry]:
@@ -97,18 +154,55 @@ class ReportData:
     def legacy(self) -> list[Entry]:
         return [e for e in self.entries if e.legacy]
 
+    def like_with_like(self, entry: Entry) -> bool:
+        return not entry.legacy and not entry.other_data and (self.include_quick or not entry.quick)
+
+    @property
+    def comparable(self) -> list[Entry]:
+        """fembed results that may be ranked, counted and judged against each other."""
+        return [e for e in self.fembed if self.like_with_like(e)]
+
     def ranked(self) -> list[Entry]:
-        return sorted((e for e in self.entries if e.stats.get("typical")), key=lambda e: e.rank_key)
+        """Comparable results with saved predictions, by ensemble PR-AUC (then AUC, then id).
+        Precision at 0.5 is never the key: it rewards over-confident weights."""
+        def key(e: Entry):
+            auc = (e.stats.get("ensemble_auc") or {}).get("auc")
+            return -e.pr_auc, -(auc if auc is not None else 0.0), e.exp_id
+        return sorted((e for e in self.comparable if e.pr_auc is not None), key=key)
+
+    @property
+    def judged(self):
+        """Paired comparisons and their corrected verdicts (report.judge), computed once."""
+        if self._judged is None:
+            from fembed_jax.report.judge import judge
+
+            self._judged = judge(self)
+        return self._judged
 
     def state_of(self, exp_id: str) -> str:
         """Queue state; an experiment never queued is pending."""
         row = self.queue.get(exp_id)
         return row["state"] if row else "pending"
 
-    def typical_auc_std(self) -> float | None:
-        """Median seed std of AUC over fembed results: the noise a single seed carries."""
-        values = [e.stats["auc"]["std"] for e in self.fembed if e.stats["auc"]["std"] is not None]
-        return float(np.median(values)) if values else None
+    def counted_state(self, exp_id: str) -> str:
+        """state_of, with a done experiment whose result is not like with like as "quick"
+        (quick run or other data): it is not counted as done."""
+        state = self.state_of(exp_id)
+        if state == "done":
+            entry = next((e for e in self.fembed if e.exp_id == exp_id), None)
+            if entry is not None and not self.like_with_like(entry):
+                return "quick"
+        return state
+
+    def test_access(self) -> dict[str, list[str]]:
+        """exp_id -> how its test split was read ("fembed evaluate", "fembed run --eval-test")."""
+        out: dict[str, list[str]] = collections.defaultdict(list)
+        for exp_id in self.test_results:
+            out[exp_id].append("fembed evaluate")
+        for e in self.fembed:
+            if e.record.get("test_metrics_per_seed"):
+                out[e.exp_id].append("fembed run --eval-test")
+        return dict(sorted(out.items()))
 
 
 def _config_of(record: dict[str, Any], registry: Any) -> dict[str, Any]:
@@ -198,8 +292,17 @@ def _read_test_results(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _primary_data(reference: Reference | None, fembed: list[Entry]) -> tuple | None:
+    """The reference's data when it was computed, else the data most fembed results used."""
+    if reference is not None and reference.data_key is not None:
+        return reference.data_key
+    keys = [k for k in (record_data_key(e.record) for e in fembed) if k is not None]
+    return collections.Counter(keys).most_common(1)[0][0] if keys else None
+
+
 def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stats.DEFAULT_BOOTSTRAP,
-            seed: int = 0, block_length: int = 1, reference: Reference | None = None) -> ReportData:
+            seed: int = 0, block_length: int = 1, reference: Reference | None = None,
+            include_quick: bool = False) -> ReportData:
     """Read the store at outputs_dir/fembed.db (if any), predictions, legacy copies, test results."""
     from fembed_jax.legacy import legacy_copies
     from fembed_jax.store import DB_FILENAME, RunStore
@@ -229,6 +332,13 @@ def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stat
         pred = _load_checked(outputs_dir, row["exp_id"], record, warnings)
         fembed.append(Entry(row["exp_id"], "fembed", record, stats.experiment_stats(record, pred, **kw),
                             _config_of(record, registry), row.get("current"), pred))
+    primary = _primary_data(reference, fembed)
+    for entry in fembed:
+        quick = quick_reason(entry.record, registry)
+        key = record_data_key(entry.record)
+        entry.flags = [quick] if quick else []
+        if primary is not None and key is not None and key != primary:
+            entry.flags.append(f"other data: {describe_data(key)}")
     legacy = [Entry(exp_id, "legacy", record, stats.experiment_stats(record, **kw),
                     _config_of(record, registry))
               for exp_id, record in legacy_records.items()]
@@ -248,35 +358,5 @@ def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stat
                       entries=fembed + legacy, test_results=test_results, reference=reference,
                       warnings=warnings,
                       generated_at=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                      n_boot=n_boot, seed=seed, block_length=block_length)
-
-
-def volatility_reference(data_config: Any = None, *, tier: str = "a20", n_boot: int = stats.DEFAULT_BOOTSTRAP,
-                         seed: int = 0, block_length: int = 1) -> Reference:
-    """The ATR14/Close logistic-regression reference on ``tier``'s windows of ``data_config``.
-
-    Validation windows are defined by dates, so every tier has the same decision days; the
-    smallest tier is the cheapest to build. Errors (no data, no network for a user file) are
-    returned in ``Reference.error``, not raised: a report without the reference is still useful.
-    """
-    try:
-        from fembed_jax.data import DataConfig, load_dataset
-        from fembed_jax.data.tierstore import tier_frame
-
-        cfg = data_config or DataConfig()
-        dataset = load_dataset(tier, cfg)
-        frame = tier_frame(cfg, tier).frame
-        if len(frame) != dataset.matrix.shape[0]:
-            raise ValueError(f"tier {tier}: frame has {len(frame)} rows, the dataset {dataset.matrix.shape[0]}")
-        feature = stats.volatility_feature(frame)
-        result = stats.volatility_reference(feature, dataset.starts, dataset.labels, dataset.context_length,
-                                            n_boot=n_boot, seed=seed, block_length=block_length)
-    except Exception as exc:  # noqa: BLE001 - reported in the document instead
-        return Reference(None, None, source="", error=f"{type(exc).__name__}: {exc}")
-    probs = result.pop("probs")
-    pred = Predictions(probs=np.asarray(probs, np.float32)[None, :],
-                       labels=np.asarray(dataset.labels["val"], np.float32),
-                       starts=np.asarray(dataset.starts["val"]), seeds=np.zeros(1, np.int64),
-                       dates=dataset.decision_dates("val"))
-    return Reference(result, pred, source=f"{dataset.source_id.split('|')[0]} [{tier}], "
-                                          f"val {dataset.val_start} to {dataset.test_start}")
+                      n_boot=n_boot, seed=seed, block_length=block_length, include_quick=include_quick,
+                      primary_data=primary)

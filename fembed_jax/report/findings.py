@@ -1,186 +1,108 @@
-"""Key findings computed from the results, each with the noise it has to beat.
+"""Key findings computed from the results, each stated with the comparison behind it.
 
-A difference between two experiments is called "beyond seed noise" when it exceeds twice its
-standard error, SE = sqrt(s_a^2 / n_a + s_b^2 / n_b) from the seed std s and seed count n of
-each. A legacy record has one seed and no std: it borrows the median seed std of fembed's own
-results (when there are any), so the original's single-seed comparisons get a scale too.
-When both experiments saved predictions, the paired bootstrap on the same windows is shown.
+The verdicts come from report.judge (paired bootstraps, Holm over a stated family). This module
+turns them into sentences and gathers the smaller facts: how much the numbers can be trusted,
+the selection optimism, test-split access and probability collapse.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from typing import Any
 
-from fembed_jax import stats
-from fembed_jax.predictions import PredictionsError, align
-from fembed_jax.report.collect import Entry, ReportData
+import numpy as np
 
-TIER_ORDER = {"a20": 0, "a50": 1, "a100": 2, "a200": 3, "a500": 4}
-# Config fields that make two runs "the same architecture and training" for a loss comparison.
-_LOSS_FIELDS = {"exp_id", "priority", "description", "loss", "loss_params", "early_stop_metric", "seeds"}
-_BASELINE_EMBEDDINGS = {None, "none", "linear"}
+from fembed_jax.report.collect import ReportData
+from fembed_jax.report.judge import ALPHA, Comparison
 
 
-def difference(a: dict, b: dict, typical_std: float | None) -> dict:
-    """Difference of two mean_std dicts with its standard error and verdict."""
-    if a.get("mean") is None or b.get("mean") is None:
-        return {"diff": None, "se": None, "verdict": "-"}
-    diff = a["mean"] - b["mean"]
-    parts, borrowed = [], False
-    for side in (a, b):
-        std, n = side.get("std"), max(int(side.get("n") or 1), 1)
-        if std is None:
-            if typical_std is None:
-                return {"diff": diff, "se": None, "verdict": "1 seed: no spread to judge by"}
-            std, borrowed = typical_std, True
-        parts.append(std * std / n)
-    se = math.sqrt(sum(parts))
-    if se == 0:
-        verdict = "no spread" if diff == 0 else "beyond seed noise"
-    else:
-        verdict = "beyond seed noise" if abs(diff) > 2 * se else "within seed noise"
-    if borrowed:
-        verdict += " (typical seed std)"
-    return {"diff": diff, "se": se, "verdict": verdict}
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
 
 
-def paired(a: Entry, b: Entry, data: ReportData) -> dict | None:
-    """Paired bootstrap of a − b on their shared windows; None without both predictions."""
-    if a.predictions is None or b.predictions is None:
-        return None
-    try:
-        ia, ib = align(a.predictions, b.predictions)
-        return stats.paired_bootstrap(a.predictions.probs[:, ia], b.predictions.probs[:, ib],
-                                      a.predictions.labels[ia], n_boot=data.n_boot, seed=data.seed,
-                                      block_length=min(data.block_length, len(ia)))
-    except (PredictionsError, ValueError):
-        return None
-
-
-def _arch(config: dict) -> tuple:
-    return tuple(config.get(k) for k in ("d_model", "n_layers", "n_heads", "d_ff"))
-
-
-def _is_bce_plain(entry: Entry) -> bool:
-    return (entry.config.get("loss") or "bce") == "bce" and entry.config.get("embedding") in _BASELINE_EMBEDDINGS
-
-
-def d_embed_effect(data: ReportData) -> list[dict]:
-    """Per tier and source: BCE runs with no or the linear embedding, against the tier's no-embedding baseline.
-
-    Each row: tier, source, entry, baseline (Entry or None), same_arch (baseline has the same
-    d_model/layers/heads/d_ff), auc (difference dict), pair (paired bootstrap or None).
-    Sorted by tier, source (fembed first), d_embed (None first).
-    """
-    typical = data.typical_auc_std()
-    groups: dict[tuple, list[Entry]] = defaultdict(list)
-    for entry in data.entries:
-        if _is_bce_plain(entry) and entry.stats["auc"]["mean"] is not None:
-            groups[(entry.tier, entry.source)].append(entry)
-    rows = []
-    def group_order(item):
-        (tier, source), _ = item
-        return TIER_ORDER.get(tier, 99), str(tier), source != "fembed"
-
-    for (tier, source), entries in sorted(groups.items(), key=group_order):
-        baselines = [e for e in entries if e.config.get("d_embed") is None]
-        entries.sort(key=lambda e: (e.config.get("d_embed") is not None, e.config.get("d_embed") or 0, e.exp_id))
-        for entry in entries:
-            same = [b for b in baselines if _arch(b.config) == _arch(entry.config)]
-            baseline = (same or baselines or [None])[0]
-            if baseline is entry:
-                baseline = None
-            rows.append({
-                "tier": tier, "source": source, "entry": entry, "baseline": baseline,
-                "same_arch": baseline is not None and _arch(baseline.config) == _arch(entry.config),
-                "auc": difference(entry.stats["auc"], baseline.stats["auc"], typical) if baseline else None,
-                "pair": paired(entry, baseline, data) if baseline else None,
-            })
-    return rows
-
-
-def d_embed_summary(rows: list[dict]) -> list[str]:
-    """One sentence per (tier, source): the best d_embed and how many embeddings beat noise."""
+def opening(data: ReportData) -> list[str]:
+    """The lines Key Findings opens with: how many experiments beat each baseline."""
+    judged = data.judged
     lines = []
-    by_group: dict[tuple, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_group[(row["tier"], row["source"])].append(row)
-    for (tier, source), group in by_group.items():
-        best = max(group, key=lambda r: r["entry"].stats["auc"]["mean"])
-        embedded = [r for r in group if r["entry"].config.get("d_embed") is not None and r["auc"]]
-        above = sum(1 for r in embedded if _beyond(r, +1))
-        below = sum(1 for r in embedded if _beyond(r, -1))
-        unjudged = sum(1 for r in embedded if r["auc"]["se"] is None)
-        spread = best["entry"].stats["auc"]
-        text = (f"**{tier}** ({source}): highest AUC with d_embed {best['entry'].config.get('d_embed')} "
-                f"({best['entry'].label}, {spread['mean']:.3f}"
-                + (f" ± {spread['std']:.3f}" if spread.get("std") is not None else "") + ")")
-        if embedded:
-            text += (f"; of {len(embedded)} embedded run(s) against no embedding, {above} better and "
-                     f"{below} worse beyond seed noise, {len(embedded) - above - below - unjudged} within it")
-            if unjudged:
-                text += f", {unjudged} cannot be judged (one seed and no fembed seed spread yet)"
-        else:
-            text += "; no embedded run with a no-embedding baseline to compare"
-        lines.append(text + ".")
+    k, n = judged.beats(judged.reference)
+    worse = sum(1 for r in judged.reference if r.in_family and r.verdict.startswith("worse"))
+    if data.reference is None or data.reference.result is None:
+        lines.append("**The volatility reference was not computed**, so no experiment is judged against it.")
+    else:
+        lines.append(f"**{k} of {n} experiments beat the reference (paired, corrected)**: seed ensemble minus "
+                     f"the volatility-only reference in validation AUC, seed × window bootstrap, Holm over the "
+                     f"{n} comparison(s), α = {ALPHA}" + (f"; {worse} are worse" if worse else "") + ".")
+    k, n = judged.beats(judged.logistic)
+    if n:
+        lines.append(f"**{k} of {n} experiments beat a logistic regression on their tier's decision-day "
+                     f"features** (same test, Holm over {n}).")
+    elif data.baselines:
+        lines.append("No experiment could be paired with the logistic baseline of its tier.")
+    unpaired = [r for r in judged.reference if not r.in_family]
+    if unpaired:
+        lines.append(f"{len(unpaired)} comparable result(s) cannot be judged (no saved predictions).")
     return lines
 
 
-def loss_vs_bce(data: ReportData) -> list[dict]:
-    """Every non-BCE run paired with a BCE run of the same source whose config is identical
-    apart from the loss (and its early-stopping metric and seed count).
-
-    Rows: entry, twin, auc (difference), precision (difference), pair (paired bootstrap or None).
-    """
-    typical = data.typical_auc_std()
-
-    def key(entry: Entry) -> str:
-        return repr(sorted((k, repr(v)) for k, v in entry.config.items() if k not in _LOSS_FIELDS))
-
-    bce: dict[tuple, list[Entry]] = defaultdict(list)
-    for entry in data.entries:
-        if (entry.config.get("loss") or "bce") == "bce":
-            bce[(entry.source, key(entry))].append(entry)
-    rows = []
-    for entry in data.entries:
-        if (entry.config.get("loss") or "bce") == "bce":
-            continue
-        twins = bce.get((entry.source, key(entry)))
-        if not twins:
-            continue
-        twin = twins[0]
-        rows.append({"entry": entry, "twin": twin,
-                     "auc": difference(entry.stats["auc"], twin.stats["auc"], typical),
-                     "precision": difference(entry.stats["precision"], twin.stats["precision"], None),
-                     "pair": paired(entry, twin, data)})
-    return rows
+def selection(data: ReportData) -> str:
+    """The selection-optimism sentence, with the median gap from the epoch history."""
+    gaps = [data.judged.selection_gap.get(e.exp_id) for e in data.comparable]
+    gap = _median(gaps)
+    known = sum(1 for g in gaps if g is not None)
+    text = ("Validation both selected each seed's epoch (early stopping on val AUC, or val loss for four "
+            "losses) and scores it, so every fembed number here is optimistic; the baselines are fitted on "
+            "train and not selected on validation, so each Δ against them leans towards fembed.")
+    if gap is not None:
+        text += (f" The selected epoch's val AUC stands a median {gap:+.3f} above the mean of the second half "
+                 f"of training ({known} result(s), epoch history). That sizes the bias only roughly: part "
+                 "of the gap is real improvement, and choosing the best of a noisy curve can flatter by "
+                 "more than the gap shows.")
+    else:
+        text += " No result has enough epoch history to size the bias."
+    return text
 
 
-def _beyond(row: dict, sign: int) -> bool:
-    return row["auc"]["verdict"].startswith("beyond") and row["auc"]["diff"] * sign > 0
+def trust(data: ReportData) -> dict[str, Any]:
+    """How many comparable results rest on undefined or few-positive precision, and the typical
+    spreads (seed std over results with at least two seeds)."""
+    entries = data.comparable
+    undefined = [e for e in entries if e.stats["undefined_precision_seeds"]]
+    widths = [(e.stats["ensemble_pr_auc"] or {}) for e in entries]
+    widths = [w["high"] - w["low"] for w in widths if w.get("low") is not None]
+    return {"n": len(entries), "undefined": len(undefined),
+            "all_undefined": sum(1 for e in undefined if e.stats["precision"]["n"] == 0),
+            "median_pr_auc_ci_width": _median(widths),
+            "median_auc_std": _median([e.stats["auc"]["std"] for e in entries]),
+            "median_pr_auc_std": _median([e.stats["pr_auc"]["std"] for e in entries]),
+            "median_precision_std": _median([e.stats["precision"]["std"] for e in entries])}
 
 
-def loss_family_summary(rows: list[dict]) -> list[dict]:
-    """Per loss: pairs, mean AUC difference, how many beyond noise each way."""
-    families: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        families[str(row["entry"].config.get("loss"))].append(row)
-    out = []
-    for loss, group in sorted(families.items()):
-        diffs = [r["auc"]["diff"] for r in group if r["auc"]["diff"] is not None]
-        out.append({"loss": loss, "pairs": len(group),
-                    "mean_diff": sum(diffs) / len(diffs) if diffs else None,
-                    "better": sum(1 for r in group if _beyond(r, +1)),
-                    "worse": sum(1 for r in group if _beyond(r, -1))})
-    return out
+def family_summary(rows: list[Comparison], what: str, baseline: str) -> str:
+    """One sentence: k of n better / worse (Holm over n), how many not judged and why."""
+    family = [r for r in rows if r.in_family]
+    better = sum(1 for r in family if r.verdict.startswith("better"))
+    worse = sum(1 for r in family if r.verdict.startswith("worse"))
+    other_arch = sum(1 for r in rows if r.verdict.startswith("not judged: other architecture"))
+    unjudged = len(rows) - len(family) - other_arch
+    if not rows:
+        return f"No {what} comparison among comparable fembed results yet."
+    if not family and not other_arch:
+        return (f"No {what} run can be judged yet ({len(rows)} without a comparable baseline run or "
+                "saved predictions).")
+    text = (f"{better} of {len(family)} {what} run(s) are better than {baseline} and {worse} worse "
+            f"(paired, Holm over the {len(family)})")
+    if other_arch:
+        text += f"; {other_arch} compared with another architecture, not judged (not an embedding effect)"
+    if unjudged:
+        text += f"; {unjudged} cannot be judged"
+    return text + "."
 
 
 def collapse_list(data: ReportData) -> list[dict]:
-    """Results where at least one seed collapsed (no prediction >= 0.5, or range < 0.1)."""
+    """fembed results where at least one seed collapsed (no prediction >= 0.5, or range < 0.1).
+    Legacy records stay in their own table (collapsed_legacy names them)."""
     out = []
-    for entry in data.entries:
+    for entry in data.fembed:
         s = entry.stats
         if not s["collapsed_seeds"]:
             continue
@@ -199,36 +121,5 @@ def collapse_list(data: ReportData) -> list[dict]:
     return out
 
 
-def reliability(data: ReportData) -> dict[str, Any]:
-    """How many results rest on few predicted positives, and the typical spreads."""
-    import numpy as np
-
-    entries = [e for e in data.entries if e.stats.get("typical")]
-    few = [e for e in entries if (e.stats["pred_pos_mean"] or 0) < 10]
-    widths = [e.stats["typical"]["ci_high"] - e.stats["typical"]["ci_low"] for e in entries]
-    prec_std = [e.stats["precision"]["std"] for e in data.fembed if e.stats["precision"]["std"] is not None]
-    auc_std = [e.stats["auc"]["std"] for e in data.fembed if e.stats["auc"]["std"] is not None]
-    return {"n": len(entries), "few_positive": len(few),
-            "median_ci_width": float(np.median(widths)) if widths else None,
-            "median_precision_std": float(np.median(prec_std)) if prec_std else None,
-            "median_auc_std": float(np.median(auc_std)) if auc_std else None}
-
-
-def versus_reference(data: ReportData, entries: list[Entry]) -> list[dict]:
-    """Paired bootstrap of each entry's ensemble against the volatility reference."""
-    ref = data.reference
-    if ref is None or ref.predictions is None:
-        return []
-    rows = []
-    for entry in entries:
-        if entry.predictions is None:
-            continue
-        try:
-            ia, ib = align(entry.predictions, ref.predictions)
-        except PredictionsError:
-            continue
-        result = stats.paired_bootstrap(entry.predictions.probs[:, ia], ref.predictions.probs[:, ib],
-                                        entry.predictions.labels[ia], n_boot=data.n_boot, seed=data.seed,
-                                        block_length=min(data.block_length, len(ia)))
-        rows.append({"entry": entry, "pair": result, "n_windows": len(ia)})
-    return rows
+def collapsed_legacy(data: ReportData) -> list[str]:
+    return [e.exp_id for e in data.legacy if e.stats["collapsed_seeds"]]

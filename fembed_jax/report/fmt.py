@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 DASH = "-"
+UNDEFINED = "undefined (0 predicted)"  # precision when nothing was predicted positive
 
 
 def num(value: Any, digits: int = 3) -> str:
@@ -60,6 +61,58 @@ def mean_counts(tp: Any, pp: Any) -> str:
         return f"{x:.0f}" if abs(x - round(x)) < 1e-9 else f"{x:.1f}"
 
     return f"{one(float(tp))}/{one(float(pp))}"
+
+
+def precision(value: Any, predicted: Any) -> str:
+    """One precision: "undefined (0 predicted)" when nothing was predicted positive."""
+    if predicted is not None and int(round(float(predicted))) == 0:
+        return UNDEFINED
+    return num(value)
+
+
+def precision_spread(spread: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """Mean ± std of precision over the seeds where it is defined, with "n_defined/n" beside it
+    (stats.mean_std's n and n_total); every seed undefined reads "undefined (0 predicted, 5/5 seeds)"."""
+    if not spread:
+        return DASH
+    n, total = spread.get("n"), spread.get("n_total")
+    share = f"{n}/{total}" if n is not None and total is not None else None
+    if spread.get("mean") is None:
+        return f"undefined (0 predicted, {total}/{total} seeds)" if total else DASH
+    return pm(spread, digits) + (f" ({share} seeds defined)" if share else "")
+
+
+def with_ci(point: Any, low: Any, high: Any, digits: int = 3) -> str:
+    """"0.387 [0.331, 0.445]"; the point alone when there is no interval."""
+    if point is None:
+        return DASH
+    text = num(point, digits)
+    return text if low is None or high is None else f"{text} {interval(low, high, digits)}"
+
+
+def delta(entry: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """"+0.023 [-0.026, +0.074]" of a paired_bootstrap metric entry."""
+    if not entry or entry.get("diff") is None:
+        return DASH
+    return f"{signed(entry['diff'], digits)} {signed_interval(entry.get('low'), entry.get('high'), digits)}"
+
+
+def at_rate(m: Mapping[str, Any] | None, rate: str) -> str:
+    """Precision of the top ``rate`` (e.g. "top5pct") of windows from classification_metrics:
+    "0.524 (11/21) [0.324, 0.717] ×2.96" (×: lift over the base rate)."""
+    if not m or m.get(f"precision_{rate}") is None:
+        return DASH
+    lift = m.get(f"lift_{rate}")
+    return (f"{num(m[f'precision_{rate}'])} ({m[f'tp_{rate}']}/{m[f'k_{rate}']}) "
+            f"{interval(m.get(f'precision_{rate}_ci_low'), m.get(f'precision_{rate}_ci_high'))}"
+            + (f" ×{lift:.2f}" if lift is not None else ""))
+
+
+def p_value(value: Any) -> str:
+    if value is None:
+        return DASH
+    value = float(value)
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def d_embed(value: Any) -> str:

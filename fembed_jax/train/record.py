@@ -3,6 +3,9 @@
 The original's field names keep their meaning so old analysis scripts still work:
 `val_metrics.precision` etc. hold the mean over seeds (the single-seed original had one value);
 per-seed values, spreads, Wilson intervals, seeds, best epochs, config hash and versions are added.
+Precision with no predicted positive is null (undefined), and its means cover the seeds where it
+is defined (`val_metrics_aggregate.precision.n` of `n_seeds`). Every per-seed record (val and
+test) also carries the Brier and log-loss skill against the train split's base rate.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import platform
 import sys
 from typing import Any
 
-from fembed_jax import __version__
+from fembed_jax import __version__, metrics
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.train.fit import FitResult
 
@@ -63,13 +66,20 @@ def device_info() -> dict[str, Any]:
 
 def build_record(cfg: ExperimentConfig, fit: FitResult, *, params: int, splits: dict[str, int],
                  data_info: dict[str, Any], run_hash: str) -> dict[str, Any]:
-    agg = fit.aggregate
-    healthy = [m for m in fit.per_seed if not m["diverged"]]
+    # Skill needs the train base rate, which only the data knows; the constant predictor of it
+    # is what a model that learned nothing else would score.
+    train_rate = ((data_info.get("splits") or {}).get("train") or {}).get("base_rate")
+    per_seed = [dict(m, **metrics.skill_scores(m, train_rate)) for m in fit.per_seed]
+    test_per_seed = (None if fit.test_metrics is None else
+                     [dict(m, **metrics.skill_scores(m, train_rate)) for m in fit.test_metrics])
+    healthy = [m for m in per_seed if not m["diverged"]]
+    agg = metrics.aggregate_seeds(healthy or per_seed) if per_seed else fit.aggregate  # a diverged seed says nothing
     mean = lambda key: _mean([m[key] for m in healthy if m.get(key) is not None])  # noqa: E731
     val_metrics = {key: mean(key) for key in (
         "precision", "recall", "f1", "accuracy", "auc", "pred_min", "pred_max", "pred_mean",
-        "pred_std", "pred_range", "n_positive_preds", "class_balance", "positive_rate")}
-    val_metrics["n_samples"] = fit.per_seed[0]["n_samples"] if fit.per_seed else 0
+        "pred_std", "pred_range", "n_positive_preds", "class_balance", "positive_rate",
+        "pr_auc", "brier", "log_loss", "brier_skill", "log_loss_skill")}
+    val_metrics["n_samples"] = per_seed[0]["n_samples"] if per_seed else 0
     stopped_early = [bool(c >= cfg.patience) for c in fit.stop.counter]
     summary = {
         "precision_mean": _stat(agg, "precision", "mean"), "precision_std": _stat(agg, "precision", "std"),
@@ -111,14 +121,14 @@ def build_record(cfg: ExperimentConfig, fit: FitResult, *, params: int, splits: 
             "resumed_from_epoch": fit.resumed_from,
         },
         "val_metrics": val_metrics,
-        "val_metrics_per_seed": fit.per_seed,
+        "val_metrics_per_seed": per_seed,
         "val_metrics_aggregate": agg,
         "summary": summary,
-        "test_metrics_per_seed": fit.test_metrics,
+        "test_metrics_per_seed": test_per_seed,
         "seeds": fit.seeds,
         "selection": cfg.selection,
         "best_epoch": [int(b) for b in fit.stop.best_epoch],
-        "diverged_seeds": [s for s, m in zip(fit.seeds, fit.per_seed) if m["diverged"]],
+        "diverged_seeds": [s for s, m in zip(fit.seeds, per_seed) if m["diverged"]],
         "history": fit.history,
         "config": cfg.to_dict(),
         "config_hash": cfg.config_hash,

@@ -101,7 +101,10 @@ async def watch_with_the_tui(root, runners, errors: list) -> int:
 @pytest.mark.slow
 def test_three_runners_train_every_experiment_exactly_once_while_readers_poll(tmp_path, reference):
     make_project(tmp_path, extra_02=MORE_EXPERIMENTS)
-    assert fembed_inprocess(tmp_path, "run", "--all", "--dry-run")[0] == 0  # creates the store
+    assert fembed_inprocess(tmp_path, "run", "--all", "--dry-run")[0] == 0  # writes nothing
+    from fembed_jax.store import RunStore
+
+    RunStore(store_path(tmp_path)).close()  # the store exists before the runners race
     runners = [subprocess.Popen(fembed_cmd(tmp_path, "run", "--all"), env=subprocess_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(RUNNERS)]
