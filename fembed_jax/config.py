@@ -16,6 +16,8 @@ from typing import Any
 
 # Losses whose early stopping watches val_loss in the original runner (get_early_stop_metric).
 
+SEED_BASE = 42  # the original's seed; seed k of an experiment is SEED_BASE + k (runner and TUI)
+
 # Fields that describe an experiment but never change what training produces.
 _NOT_HASHED = frozenset({"exp_id", "priority", "description"})
 

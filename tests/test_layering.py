@@ -46,7 +46,7 @@ def test_no_module_imports_a_layer_above_it(folder, forbidden):
 
 
 def test_fembed_list_does_not_load_jax(tmp_path):
-    env = {**os.environ, "FEMBED_CACHE": os.environ.get("FEMBED_CACHE", str(tmp_path))}
+    env = {**os.environ, "FEMBED_CACHE": str(tmp_path)}  # its own cache: warmed by the first call
     code = ("import sys; from fembed_jax.cli.main import main; main(['list', '--json', '-p', 'P4']); "
             "print('JAX-LOADED' if 'jax' in sys.modules else 'NO-JAX', file=sys.stderr)")
     subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)  # warms the counts

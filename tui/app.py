@@ -8,6 +8,7 @@ no polling, every clock-dependent time masked.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import time
 from collections.abc import Callable
@@ -29,10 +30,13 @@ from .model import StoreSnapshot
 from .poller import StorePoller
 from .queue_view import QueueView
 from .results_view import ResultsView
-from .screens import ConfirmRunScreen, HelpScreen
+from .runs import LaunchedRun
+from .runs_view import RunsView
+from .screens import ConfirmRunScreen, ConfirmStopScreen, HelpScreen
 from .tables import selected_key
 
-VIEWS = ("queue", "results", "detail")
+VIEWS = ("queue", "results", "detail", "runs")
+TABLES = {"queue": "#queue-table", "results": "#results-table", "runs": "#runs-table"}
 
 
 class SnapshotReady(Message):
@@ -47,17 +51,25 @@ class FembedMonitor(App):
     CSS_PATH = "fembed.tcss"
     TITLE = "fembed"
     ENABLE_COMMAND_PALETTE = False  # every action has a key; the footer needs the room at 80 columns
+    # The footer shows the keys of the view at hand (check_action hides the others): at 80
+    # columns all of them fit. 1-4 are on the tabs themselves, so the footer leaves them out.
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
-        Binding("slash", "focus_filter", "Filter", key_display="/"),
-        Binding("1", "view('queue')", "Queue"),
-        Binding("2", "view('results')", "Results"),
-        Binding("3", "view('detail')", "Detail"),
+        # priority: handled as the app reads the key, before the keys queued behind it are
+        # handed to the focused table (a burst "/FE-6⏎" must all land in the filter). The
+        # filter syntax has no "/", so the Input never needs the key itself.
+        Binding("slash", "focus_filter", "Filter", key_display="/", priority=True),
+        Binding("1", "view('queue')", "Queue", show=False),
+        Binding("2", "view('results')", "Results", show=False),
+        Binding("3", "view('detail')", "Detail", show=False),
+        Binding("4", "view('runs')", "Runs", show=False),
+        Binding("escape", "back", "Back", key_display="esc"),
         Binding("s", "sort(1)", "Sort"),
         Binding("S", "sort(-1)", "Sort back", show=False),
         Binding("r", "reverse", "Reverse"),
         Binding("R", "run_scope", "Run", key_display="R"),
+        Binding("k", "stop_run", "Stop run"),
         Binding("p", "cycle('priority')", "Priority", show=False),
         Binding("t", "cycle('tier')", "Tier", show=False),
         Binding("l", "cycle('loss')", "Loss", show=False),
@@ -83,7 +95,8 @@ class FembedMonitor(App):
         self.scope_text = scope
         self.selected: str | None = None
         self.polls = 0  # snapshots applied (tests wait on it)
-        self.runs: list = []  # processes started with R
+        self.runs: list[LaunchedRun] = []  # processes started with R
+        self._came_from = "queue"  # the view Detail was opened from (esc goes back there)
         self._polling = False
         self._experiments: dict[str, model.Experiment] = {}
         self._queue_rows: list[model.QueueRow] = []
@@ -104,7 +117,9 @@ class FembedMonitor(App):
                 yield ResultsView(id="results-view")
             with TabPane("3 Detail", id="detail"):
                 yield DetailView(id="detail-view")
-        yield Footer()
+            with TabPane("4 Runs", id="runs"):
+                yield RunsView(id="runs-view")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.main_screen = self.screen  # App.query_one sees only the active (maybe modal) screen
@@ -143,8 +158,7 @@ class FembedMonitor(App):
 
     def apply_snapshot(self, snap: StoreSnapshot) -> None:
         if snap.error and self.snapshot.exists and not snap.experiments:
-            snap = StoreSnapshot(snap.path, True, self.snapshot.experiments, self.snapshot.results,
-                                 self.snapshot.records, self.snapshot.epochs, snap.error)
+            snap = dataclasses.replace(self.snapshot, path=snap.path, exists=True, error=snap.error)
         if not self.main_screen.query(QueueView):  # tearing down: nothing left to draw on
             return
         self.snapshot = snap
@@ -152,11 +166,22 @@ class FembedMonitor(App):
         self._experiments = model.experiments(self.registry.experiments, snap)
         self._queue_rows = model.queue_rows(self._experiments, snap, now)
         self._result_rows = model.result_rows(self._experiments, snap)
+        self._poll_runs()
         try:
             self.redraw()
         except NoMatches:  # quitting while a poll landed: widgets went between check and draw
             return
         self.polls += 1
+
+    def _poll_runs(self) -> None:
+        """Reap the runs started here that ended (no zombie stays behind) and say how."""
+        ended = [run for run in self.runs if run.poll()]
+        for run in ended:
+            ok = run.returncode == 0 or run.stop_requested
+            self.notify(f"fembed run (pid {run.pid}) ended: {run.state}; output in {run.log_path}",
+                        severity="information" if ok else "error", timeout=10)
+        if ended:
+            self.refresh_bindings()  # k has nothing left to stop
 
     # -- drawing -----------------------------------------------------------------------------
 
@@ -178,8 +203,9 @@ class FembedMonitor(App):
         queue, results = self.queue_in_scope(), self.results_in_scope()
         queue_view = self.main_screen.query_one(QueueView)
         queue_view.show_empty(None if self.snapshot.exists else self._empty_message())
-        queue_view.show(queue, self.static)
+        queue_view.show(queue, self.static, model.queue_summary(queue, results), self._runs_line())
         self.main_screen.query_one(ResultsView).show(results, self.static)
+        self.main_screen.query_one(RunsView).show(self.runs, self.static)
         self._draw_status(queue, results)
         self._draw_detail()
 
@@ -195,15 +221,30 @@ class FembedMonitor(App):
                 "[b]R[/b] to run the experiments in scope. This monitor picks the store up as soon "
                 "as it appears.")
 
-    def _draw_status(self, queue: list[model.QueueRow], results: list[model.ResultRow]) -> None:
+    def _runs_line(self) -> str:
+        """The runs started here that are still going, for the Queue's running panel."""
+        alive = [run for run in self.runs if run.alive]
+        if not alive:
+            return ""
+        pids = ", ".join(f"{run.pid} {run.state}" for run in alive)
+        return f"[b]started here[/b]: pid {pids} · [b]k[/b] stops · [b]4[/b] Runs lists them"
+
+    def _draw_status(self, queue: list[model.QueueRow] | None = None,
+                     results: list[model.ResultRow] | None = None) -> None:
+        queue = self.queue_in_scope() if queue is None else queue
+        results = self.results_in_scope() if results is None else results
         counts = {state: 0 for state in model.QUEUE_STATES}
         for row in queue:
             counts[row.state] = counts.get(row.state, 0) + 1
-        styles = {"running": "b yellow", "failed": "b red", "done": "green"}
+        styles = {"running": "b yellow", "failed": "b red", "done": "green", "interrupted": "magenta"}
         parts = [f"[{styles[s]}]{n} {s}[/]" if s in styles else f"{n} {s}"
                  for s, n in counts.items() if n]
         where = "no store yet" if not self.snapshot.exists else escape(self.shown_path)
-        line = f"[b]fembed[/b] · {' · '.join(parts) or 'nothing in scope'} · {len(results)} result(s) · {where}"
+        line = f"[b]fembed[/b] · {' · '.join(parts) or 'nothing in scope'} · {len(results)} result(s)"
+        sort = self.main_screen.query_one(ResultsView).sort_text if self.view == "results" else ""
+        if sort:  # the sorted column may be scrolled off screen: say it here too
+            line += f" · {escape(sort)}"
+        line += f" · {where}"
         if self.snapshot.error:
             line += f" · [red]{escape(self.snapshot.error)}[/red]"
         self.main_screen.query_one("#status", Static).update(line)
@@ -213,22 +254,27 @@ class FembedMonitor(App):
         if exp is None or self.view != "detail":  # drawn when shown (tab activation)
             return
         queue = next((row for row in self._queue_rows if row.exp.exp_id == exp.exp_id), None)
-        result = next((row for row in self._result_rows if row.exp.exp_id == exp.exp_id), None)
+        result = next((row for row in self._result_rows if row.exp.exp_id == exp.exp_id and not row.copy), None)
         self.main_screen.query_one(DetailView).show(
             exp, queue, result, self.snapshot.records.get(exp.exp_id),
-            self.snapshot.epochs.get(exp.exp_id, ()), self.registry.defaults, self.static)
+            self.snapshot.epochs.get(exp.exp_id, ()), self.registry.defaults, self.static,
+            self.snapshot.legacy_copies.get(exp.exp_id))
 
     # -- events ------------------------------------------------------------------------------
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # Both tables re-highlight when refilled: only the visible one chooses the experiment.
-        if event.data_table.id == f"{self.view}-table" and event.row_key.value:
-            self.select(event.row_key.value)
+        table = event.data_table.id
+        if table in ("queue-table", "results-table") and table == f"{self.view}-table" and event.row_key.value:
+            self.select(model.exp_id_of(event.row_key.value))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id in ("queue-table", "results-table"):
-            self.select(event.row_key.value)
+            self.select(model.exp_id_of(event.row_key.value))
             self.action_view("detail")
+
+    def on_results_view_sorted(self, event: ResultsView.Sorted) -> None:
+        self._draw_status()
 
     def select(self, exp_id: str) -> None:
         """Make ``exp_id`` the Detail view's experiment (its epochs are polled from now on)."""
@@ -252,6 +298,7 @@ class FembedMonitor(App):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()
+        self._draw_status()
         self._draw_detail()
 
     def on_key(self, event) -> None:
@@ -271,18 +318,28 @@ class FembedMonitor(App):
             return action == "quit"  # a modal screen has the keys
         if action in ("sort", "reverse"):
             return self.view == "results"
+        if action == "back":
+            return self.view == "detail"
+        if action == "stop_run":
+            return any(run.alive for run in self.runs)
         return True
 
     def action_view(self, view: str) -> None:
+        if view == "detail" and self.view != "detail":
+            self._came_from = self.view
         self.main_screen.query_one(TabbedContent).active = view
         self._focus_table()
         if view in ("queue", "results"):
             key = selected_key(self.main_screen.query_one(f"#{view}-table", DataTable))
             if key:
-                self.select(key)
+                self.select(model.exp_id_of(key))
+
+    def action_back(self) -> None:
+        """Detail -> the view it was opened from."""
+        self.action_view(self._came_from if self._came_from != "detail" else "queue")
 
     def _focus_table(self) -> None:
-        target = {"queue": "#queue-table", "results": "#results-table"}.get(self.view)
+        target = TABLES.get(self.view)
         if target:
             self.main_screen.query_one(target, DataTable).focus()
         else:
@@ -292,7 +349,9 @@ class FembedMonitor(App):
         self.push_screen(HelpScreen())
 
     def action_focus_filter(self) -> None:
-        self.main_screen.query_one("#filter", Input).focus()
+        # At once, not with Widget.focus (deferred until after the queued events): keys typed
+        # or pasted in the same burst as / must land in the filter, not open Detail.
+        self.main_screen.set_focus(self.main_screen.query_one("#filter", Input))
 
     def set_scope(self, text: str) -> None:
         self.main_screen.query_one("#filter", Input).value = text  # Input.Changed redraws
@@ -303,8 +362,13 @@ class FembedMonitor(App):
         self.set_scope("")
 
     def action_cycle(self, field: str) -> None:
-        items = [model.queue_filter_item(row) for row in self._queue_rows]
-        values = filters.distinct(items, "state" if field == "state" else field)
+        """The next value of ``field`` among the experiments the rest of the filter keeps (so
+        p then t never lands on a tier with nothing in scope), then back to all."""
+        rest = filters.Scope.parse(filters.with_field(self.scope_text, field, None))
+        order = {exp_id: i for i, exp_id in enumerate(self._experiments)}  # registry order, not the Queue's
+        rows = sorted(self._queue_rows, key=lambda row: order.get(row.exp.exp_id, len(order)))
+        items = [item for item in map(model.queue_filter_item, rows) if rest.matches(item)]
+        values = filters.distinct(items, field)
         if field == "state":
             values = [s for s in model.QUEUE_STATES if s in values]
         value = filters.next_value(self.scope_text, field, values)
@@ -317,24 +381,76 @@ class FembedMonitor(App):
         self.main_screen.query_one(ResultsView).reverse()
 
     def action_run_scope(self) -> None:
-        exp_ids = [row.exp.exp_id for row in self.queue_in_scope() if row.exp.registered is not None]
-        if not exp_ids:
+        in_scope = [row for row in self.queue_in_scope() if row.exp.registered is not None]
+        if not in_scope:
             self.notify("No registry experiment in scope to run.", severity="warning")
             return
-        command = launch.run_command(self.scope, exp_ids, self.registry.path, self.store_path.parent,
+        settings = launch.queued_settings(in_scope)
+        rows = [row for row in in_scope if row.exp.exp_id in settings.only] if settings.only else in_scope
+        items = [model.queue_filter_item(row) for row in self._queue_rows if row.exp.registered is not None]
+        command = launch.run_command(self.scope, [row.exp.exp_id for row in rows], self.registry.path,
+                                     self.store_path.parent, items=items, seeds=settings.seeds,
+                                     epochs=settings.epochs, by_id=bool(settings.only),
                                      **({"python": self.run_python} if self.run_python else {}))
+        shown = launch.display(command)
 
         def answered(go: bool | None) -> None:
             if go:
-                self.start_run(command)
+                self.start_run(command, shown)
 
-        self.push_screen(ConfirmRunScreen(launch.display(command), len(exp_ids)), answered)
+        self.push_screen(ConfirmRunScreen(shown, len(rows), self._breakdown(rows), settings.note), answered)
 
-    def start_run(self, command: list[str]) -> None:
+    def _breakdown(self, rows: list[model.QueueRow]) -> str:
+        """What the experiments of a run are now, e.g. "1 interrupted · 2 pending · 180 not
+        queued", and how many hold a result that `fembed run` will refuse to replace."""
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.state] = counts.get(row.state, 0) + 1
+        text = " · ".join(f"{counts[s]} {s}" for s in model.QUEUE_STATES if s in counts)
+        ids = {row.exp.exp_id for row in rows}
+        older = sum(1 for r in self._result_rows if r.exp.exp_id in ids and not r.legacy and r.current is False)
+        if older:
+            text += (f". {older} hold a result of an older config: `fembed run` refuses to replace a "
+                     "finished result without --force (it then trains nothing; see the log)")
+        return text
+
+    def start_run(self, command: list[str], shown: str | None = None) -> None:
         try:
             process, log_path = launch.start(command, self.store_path.parent)
         except OSError as exc:
             self.notify(f"Could not start fembed run: {exc}", severity="error")
             return
-        self.runs.append(process)
+        self.runs.append(LaunchedRun(process, shown or launch.display(command), log_path, time.time()))
         self.notify(f"Started fembed run (pid {process.pid}); output in {log_path}", timeout=8)
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_stop_run(self) -> None:
+        """SIGINT (after a confirm) to a run started here: the highlighted one in Runs, else
+        the only one still going."""
+        alive = [run for run in self.runs if run.alive]
+        run = None
+        if self.view == "runs":
+            pid = self.main_screen.query_one(RunsView).selected_pid()
+            run = next((r for r in alive if r.pid == pid), None)
+            if run is None:
+                self.notify("The highlighted run has ended; pick a running one.", severity="warning")
+                return
+        elif len(alive) == 1:
+            run = alive[0]
+        elif not alive:
+            self.notify("No run started from this monitor is running.", severity="warning")
+            return
+        else:
+            self.action_view("runs")
+            self.notify(f"{len(alive)} runs are going: highlight one here and press k.")
+            return
+
+        def answered(go: bool | None) -> None:
+            if go and run.alive:
+                launch.interrupt(run.process)
+                run.stop_requested = True
+                self.notify(f"Sent SIGINT to fembed run (pid {run.pid}): it stops after the current epoch.")
+                self.redraw()
+
+        self.push_screen(ConfirmStopScreen(run.pid, run.command, run.stop_requested), answered)

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Label, Sparkline, Static
 from fembed_jax.config_diff import differences_from_defaults
 
 from . import fmt
-from .model import Curves, Experiment, QueueRow, ResultRow, curves, per_seed, seed_value
+from .model import Curves, Experiment, QueueRow, ResultRow, curves, legacy_copy_row, per_seed, seed_value
 
 SEED_COLUMNS = (("seed", "seed"), ("precision", "precision"), ("tp", "TP/pred+"), ("ci", "95% CI"),
                 ("recall", "recall"), ("auc", "AUC"), ("best", "best ep"), ("flags", "flags"))
@@ -22,6 +22,8 @@ LIVE_COLUMNS = (("seed", "seed"), ("epochs", "epochs"), ("train_loss", "train lo
                 ("val_loss", "val loss"), ("val_auc", "val AUC"), ("best_auc", "best AUC"),
                 ("state", "state"))
 _HIDDEN_FIELDS = {"exp_id", "description"}
+LIVE_STATES = ("running", "stalled", "interrupted")  # their epoch rows are the story, not an old result
+CURVES_HEADING = "Training curves (one cell per epoch; each line spans its own min–max)"
 
 
 class CurveRow(Horizontal):
@@ -64,7 +66,7 @@ class DetailView(VerticalScroll):
         yield Static(id="detail-summary")
         yield Label("Per-seed validation metrics", id="seeds-heading", classes="heading")
         yield DataTable(id="seeds-table", cursor_type="none", zebra_stripes=True)
-        yield Label("Training curves (one cell per epoch; each line spans its own min–max)", classes="heading")
+        yield Label(CURVES_HEADING, id="curves-heading", classes="heading")
         yield Label("[dim]No epochs recorded yet.[/dim]", id="curves-none")
         yield Vertical(id="curves-auc", classes="curves")
         yield Vertical(id="curves-loss", classes="curves")
@@ -77,7 +79,10 @@ class DetailView(VerticalScroll):
         self._curve_names: dict[str, tuple[str, ...]] = {}
 
     def show(self, exp: Experiment | None, queue: QueueRow | None, result: ResultRow | None,
-             record: Mapping | None, epoch_rows: Sequence[Mapping], defaults: Mapping, masked: bool) -> None:
+             record: Mapping | None, epoch_rows: Sequence[Mapping], defaults: Mapping, masked: bool,
+             legacy_copy: Mapping | None = None) -> None:
+        """``legacy_copy``: the original system's record kept in outputs/legacy/ beside the
+        store's fembed result (shown under it, for comparison)."""
         self.exp_id = exp.exp_id if exp else None
         if exp is None:
             return
@@ -87,26 +92,36 @@ class DetailView(VerticalScroll):
             f"embedding {exp.embedding or '-'}"
             f"{f' (d_embed {exp.d_embed})' if exp.d_embed else ''} · [b]{state}[/b]\n"
             f"[dim]{escape(exp.description)}[/dim]")
-        self.query_one("#detail-summary", Static).update(self._summary(queue, result, masked))
-        self._show_seeds(record, epoch_rows, state)
+        old = result is not None and result.current is False
+        self.query_one("#detail-summary", Static).update(
+            self._summary(exp, queue, result, record, masked, legacy_copy))
+        self._show_seeds(record, epoch_rows, state, old)
         self._show_curves(curves(epoch_rows, record))
+        heading = CURVES_HEADING
+        if old and epoch_rows:
+            heading = "Training curves of the current attempt (not of the older result above)"
+        self.query_one("#curves-heading", Label).update(heading)
+        self.query_one("#curves-none", Label).update(
+            "[dim]Legacy records have no per-epoch history.[/dim]" if result is not None and result.legacy
+            and not epoch_rows else "[dim]No epochs recorded yet.[/dim]")
         self.query_one("#detail-config", Static).update(self._config(exp, defaults))
 
-    def _summary(self, queue: QueueRow | None, result: ResultRow | None, masked: bool) -> str:
+    def _summary(self, exp: Experiment, queue: QueueRow | None, result: ResultRow | None,
+                 record: Mapping | None, masked: bool, legacy_copy: Mapping | None) -> str:
         lines = []
+        if result is not None and result.current is False:
+            lines.append("[b yellow]result of an older config[/]" + _older_config(exp, record)
+                         + ", not of the one queued now:")
         if result is not None:
-            lines.append(
-                f"precision {fmt.mean_std(result.precision_mean, result.precision_std)} "
-                f"(TP/pred+ {fmt.ratio(result.tp_total, result.pred_pos_total)}) · "
-                f"recall {fmt.number(result.recall_mean)} · AUC {fmt.mean_std(result.auc_mean, result.auc_std)} · "
-                f"epochs {result.epochs if result.epochs is not None else '-'} · "
-                f"time {fmt.duration(result.seconds, masked)}"
-                + (" · [b red]collapsed[/]" if result.collapsed else "")
-                + (" · [i]legacy result (original system, one seed)[/i]" if result.legacy else ""))
+            lines.append(_result_line(result, masked))
+        if legacy_copy is not None and (result is None or not result.legacy):
+            lines.append("[i]legacy result (original system, one seed), kept in outputs/legacy/:[/i] "
+                         + _result_line(legacy_copy_row(exp, legacy_copy), masked, legacy_note=False))
         if queue is not None and queue.progress is not None:
             p = queue.progress
+            best = f" · best val AUC {p.best_auc:.3f}" if p.best_auc is not None else ""
             lines.append(f"[b yellow]running[/]: epoch {p.epochs_done}/{p.epochs_max} · seeds "
-                         f"{p.seeds_active}/{p.seeds_total} training · {fmt.duration(p.elapsed_s, masked)} "
+                         f"{p.seeds_active}/{p.seeds_total} training{best} · {fmt.duration(p.elapsed_s, masked)} "
                          f"elapsed · ETA {fmt.duration(p.eta_s, masked)}")
         if queue is not None and queue.state == "failed":
             lines.append(f"[b red]failed[/] (attempt {queue.attempts}): {escape(queue.note)}")
@@ -118,11 +133,12 @@ class DetailView(VerticalScroll):
             lines.append("[dim]No result yet.[/dim]")
         return "\n".join(lines)
 
-    def _show_seeds(self, record: Mapping | None, epoch_rows: Sequence[Mapping], state: str) -> None:
+    def _show_seeds(self, record: Mapping | None, epoch_rows: Sequence[Mapping], state: str, old: bool) -> None:
         table = self.query_one("#seeds-table", DataTable)
         seeds = per_seed(record)
-        # A running experiment shows its live seeds even when an older result exists.
-        mode = "live" if (state == "running" and epoch_rows) or not seeds else "final"
+        # A running (or stalled, or interrupted) experiment shows its live seeds even when an
+        # older result exists.
+        mode = "live" if (state in LIVE_STATES and epoch_rows) or not seeds else "final"
         if mode != self._seed_mode:
             table.clear(columns=True)
             for key, label in SEED_COLUMNS if mode == "final" else LIVE_COLUMNS:
@@ -131,7 +147,8 @@ class DetailView(VerticalScroll):
         table.clear()
         heading = self.query_one("#seeds-heading", Label)
         if mode == "final":
-            heading.update("Per-seed validation metrics (weights of the selected epoch)")
+            heading.update("Per-seed validation metrics of the older config's result" if old else
+                           "Per-seed validation metrics (weights of the selected epoch)")
             for i, m in enumerate(seeds):
                 flags = " ".join(f for f in ("collapsed", "diverged") if m.get(f))
                 ci = (f"{m['precision_ci_low']:.3f}–{m['precision_ci_high']:.3f}"
@@ -152,7 +169,7 @@ class DetailView(VerticalScroll):
             table.add_row(str(seed_value(seed)), str(len(rows)), fmt.number(last.get("train_loss"), 4),
                           fmt.number(last.get("val_loss"), 4), fmt.number(last.get("val_auc")),
                           fmt.number(max(aucs) if aucs else None),
-                          "training" if last.get("active") and state == "running" else "stopped",
+                          "training" if last.get("active") and state in ("running", "stalled") else "stopped",
                           key=str(seed))
 
     def _show_curves(self, data: Curves) -> None:
@@ -191,6 +208,32 @@ class DetailView(VerticalScroll):
         for left, right in zip(cells[:half], cells[half:] + [(Text(""), Text(""))]):
             grid.add_row(*left, *right)
         return grid
+
+
+def _result_line(result: ResultRow, masked: bool, legacy_note: bool = True) -> str:
+    return (f"precision {fmt.mean_std(result.precision_mean, result.precision_std)} "
+            f"(TP/pred+ {fmt.ratio(result.tp_total, result.pred_pos_total)}) · "
+            f"recall {fmt.number(result.recall_mean)} · AUC {fmt.mean_std(result.auc_mean, result.auc_std)} · "
+            f"epochs {result.epochs if result.epochs is not None else '-'} · "
+            f"time {fmt.duration(result.seconds, masked)}"
+            + (" · [b red]collapsed[/]" if result.collapsed else "")
+            + (" · [i]legacy result (original system, one seed)[/i]" if result.legacy and legacy_note else ""))
+
+
+def _older_config(exp: Experiment, record: Mapping | None) -> str:
+    """" (seeds 2, epochs 40; queued now: seeds 5, epochs 50)" from the record's config, or
+    the fields of it that differ from the queued one; "" when the record does not say."""
+    old = (record or {}).get("config")
+    if not isinstance(old, Mapping) or exp.config is None:
+        return ""
+    new = exp.config.to_dict()
+    keys = [k for k in ("seeds", "epochs") if old.get(k) != new.get(k)]
+    keys += [k for k in new if k not in keys and k not in _HIDDEN_FIELDS and k in old
+             and old.get(k) != new.get(k)][: max(0, 3 - len(keys))]
+    if not keys:
+        return ""
+    return escape(f" ({', '.join(f'{k} {_value(old.get(k))}' for k in keys)}; queued now: "
+                  f"{', '.join(f'{k} {_value(new.get(k))}' for k in keys)})")
 
 
 def _value(value: object) -> str:

@@ -73,12 +73,25 @@ class Scope:
         haystack = [_text(item.get(key)) for key in SEARCHED]
         return all(any(word in text for text in haystack) for word in self.words)
 
-    def run_filters(self) -> dict[str, tuple[str, ...]] | None:
+    def run_filters(self, items: Sequence[Mapping[str, object]] = ()) -> dict[str, tuple[str, ...]] | None:
         """The scope as `fembed run` filters, or None when it needs more than they can say
-        (bare words, state or id prefixes): then the caller lists the experiment ids."""
-        if self.words or set(self.fields) - set(RUN_FIELDS):
+        (state or id prefixes, a bare word that is no one field's value): then the caller
+        lists the experiment ids.
+
+        A bare word becomes ``--<field> word`` when, over ``items`` (every experiment the
+        command could reach), it selects exactly what ``field:word`` selects: ``linear``
+        finds only embeddings named linear, so it is ``--embedding linear``, not 120 ids.
+        """
+        if set(self.fields) - set(RUN_FIELDS):
             return None
-        return dict(self.fields)
+        fields = dict(self.fields)
+        for word in self.words:
+            field = _field_of_word(word, items)
+            if field is None:
+                return None
+            values = fields.get(field)
+            fields[field] = (word,) if values is None else tuple(v for v in values if v == word)
+        return fields
 
 
 def with_field(text: str, field: str, value: str | None) -> str:
@@ -94,11 +107,23 @@ def with_field(text: str, field: str, value: str | None) -> str:
     return " ".join(kept)
 
 
+def _field_of_word(word: str, items: Sequence[Mapping[str, object]]) -> str | None:
+    """The run field whose ``field:word`` term matches the same ``items`` as the bare ``word``."""
+    bare = Scope(words=(word,))
+    found = [i for i, item in enumerate(items) if bare.matches(item)]
+    for field in RUN_FIELDS:
+        term = Scope(fields={field: (word,)})
+        if found and found == [i for i, item in enumerate(items) if term.matches(item)]:
+            return field
+    return None
+
+
 def next_value(text: str, field: str, values: Sequence[str]) -> str | None:
     """The value after the one ``text`` filters ``field`` on, cycling through ``values`` and
     then back to no filter (None)."""
     current = Scope.parse(text).fields.get(FIELD_ALIASES[field], ())
-    lowered = [v.lower() for v in values]
+    # The filter writes "not queued" as not-queued (one term): compare in that spelling.
+    lowered = [v.lower().replace(" ", "-") for v in values]
     if len(current) != 1 or current[0] not in lowered:
         return values[0] if values else None
     index = lowered.index(current[0]) + 1

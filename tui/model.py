@@ -12,13 +12,15 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fembed_jax.config import CONFIG_FIELDS, ExperimentConfig
+from fembed_jax.config import CONFIG_FIELDS, SEED_BASE, ExperimentConfig
 from fembed_jax.liveness import shown_state
-from fembed_jax.train.runner import SEED_BASE
 
 NOT_QUEUED = "not queued"
-# "stalled" and "interrupted" are running rows as fembed_jax.liveness judges their owner.
+# "stalled" and "interrupted" are running rows as fembed_jax.liveness judges their owner. The
+# order is also the Queue's: what needs a look (running, then what stopped) before the rest.
 QUEUE_STATES = ("running", "stalled", "interrupted", "failed", "pending", "done", "skipped", NOT_QUEUED)
+UNFINISHED = ("running", "stalled", "interrupted", "failed", "pending")  # queued, no result of it yet
+LEGACY_COPY = "#legacy"  # row key suffix of a legacy record kept beside a fembed result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +34,9 @@ class StoreSnapshot:
     records: Mapping[str, dict] = dataclasses.field(default_factory=dict)  # exp_id -> record
     epochs: Mapping[str, tuple[dict, ...]] = dataclasses.field(default_factory=dict)
     error: str | None = None
+    # outputs/legacy/<ID>.json (fembed_jax.legacy.legacy_copies): the store keeps one result per
+    # id, so a legacy record that a fembed result superseded is only there.
+    legacy_copies: Mapping[str, dict] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +66,20 @@ class Progress:
     seeds_total: int
     elapsed_s: float | None
     eta_s: float | None
+    best_auc: float | None = None  # best val AUC of any seed so far (this config)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueSummary:
+    """The queued experiments in scope as one line: how far the queue is, and roughly how long
+    what is left takes (``eta_s`` None: nothing to extrapolate from, or nothing runs)."""
+
+    done: int
+    failed: int
+    queued: int  # in the store (not "not queued")
+    left: int  # running, stalled, interrupted or pending
+    eta_s: float | None
+    running: int = 0  # running or stalled (a runner is at work)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +109,21 @@ class ResultRow:
     seconds: float | None
     legacy: bool
     current: bool | None  # False: the result is of an older config than the one queued now
+    seeds: int | None = None  # seeds the result is a mean of (a legacy record: one)
+    copy: bool = False  # a legacy record kept in outputs/legacy/ beside the store's fembed result
+
+    @property
+    def key(self) -> str:
+        """The row's key in the Results table: the id, or id#legacy for a kept legacy copy."""
+        return self.exp.exp_id + LEGACY_COPY if self.copy else self.exp.exp_id
 
     def filter_item(self, state: str) -> dict[str, object]:
         return _filter_item(self.exp, "legacy" if self.legacy else state)
+
+
+def exp_id_of(key: str) -> str:
+    """The experiment of a table row key (a kept legacy copy's key names its experiment)."""
+    return key[: -len(LEGACY_COPY)] if key.endswith(LEGACY_COPY) else key
 
 
 def config_from_json(data: Mapping[str, Any]) -> ExperimentConfig | None:
@@ -180,12 +211,14 @@ def progress(row: Mapping[str, Any], exp: Experiment, epoch_rows: Sequence[Mappi
         eta = max(0.0, rate) * max(0, epochs_max - epochs_done)
     elif seeds_active == 0:
         eta = 0.0
-    return Progress(epochs_done, epochs_max, seeds_active, seeds_total, elapsed, eta)
+    aucs = [r["val_auc"] for r in epoch_rows if r.get("val_auc") is not None]
+    return Progress(epochs_done, epochs_max, seeds_active, seeds_total, elapsed, eta,
+                    max(aucs) if aucs else None)
 
 
 def queue_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot, now: float) -> list[QueueRow]:
     queued = {row["exp_id"]: row for row in snap.experiments}
-    legacy = {r["exp_id"] for r in snap.results if r.get("legacy")}
+    legacy = {r["exp_id"] for r in snap.results if r.get("legacy")} | set(snap.legacy_copies)
     rows = []
     for exp_id, exp in exps.items():
         row = queued.get(exp_id)
@@ -200,7 +233,36 @@ def queue_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot, now: float) 
             note = row.get("claimed_by") or ""
         rows.append(QueueRow(exp, state, int(row.get("attempts") or 0), int(row.get("epochs_run") or 0),
                              prog, note, exp_id in legacy))
+    # By state in QUEUE_STATES order, registry order within a state (a stable sort): a running
+    # experiment is at the top, not row 47 of 183 among the "not queued" ones.
+    rows.sort(key=lambda r: QUEUE_STATES.index(r.state) if r.state in QUEUE_STATES else len(QUEUE_STATES))
     return rows
+
+
+def queue_summary(rows: Sequence[QueueRow], results: Sequence[ResultRow]) -> QueueSummary:
+    """Done/queued of ``rows`` and an ETA for the rest of the queue, while something runs.
+
+    What is left is the running experiments' own ETAs plus, for each pending or interrupted
+    one, the mean training time of the finished experiments in ``results`` (fembed results of
+    the current config); before any has finished, the running ones' projected total time
+    (elapsed + ETA) stands in for it.
+    """
+    queued = [r for r in rows if r.state != NOT_QUEUED]
+    count = lambda *states: sum(1 for r in queued if r.state in states)  # noqa: E731
+    running = [r.progress for r in queued if r.state in ("running", "stalled") and r.progress is not None]
+    waiting = count("pending", "interrupted")
+    eta = None
+    if running and all(p.eta_s is not None for p in running):
+        ids = {r.exp.exp_id for r in queued if r.state == "done"}
+        times = [r.seconds for r in results
+                 if r.exp.exp_id in ids and not r.legacy and r.current is not False and r.seconds]
+        if not times:
+            times = [p.elapsed_s + p.eta_s for p in running if p.elapsed_s is not None]
+        if times or not waiting:
+            per_experiment = sum(times) / len(times) if times else 0.0
+            eta = sum(p.eta_s for p in running) + waiting * per_experiment
+    return QueueSummary(count("done"), count("failed"), len(queued),
+                        count("running", "stalled", "interrupted", "pending"), eta, len(running))
 
 
 def queue_filter_item(row: QueueRow) -> dict[str, object]:
@@ -208,16 +270,47 @@ def queue_filter_item(row: QueueRow) -> dict[str, object]:
 
 
 def result_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot) -> list[ResultRow]:
+    """The store's results, then each kept legacy copy whose experiment's stored result is a
+    fembed one (or gone): FE-68's original beside FE-68's fembed result."""
     rows = []
+    legacy_in_store = set()
     for r in snap.results:
         exp = exps.get(r["exp_id"]) or _from_record(r["exp_id"], None, snap.records.get(r["exp_id"]) or {})
         record = snap.records.get(r["exp_id"]) or {}
-        params = record.get("parameters") if isinstance(record.get("parameters"), Mapping) else {}
+        if r.get("legacy"):
+            legacy_in_store.add(r["exp_id"])
         rows.append(ResultRow(
-            exp, params.get("actual"), r.get("precision_mean"), r.get("precision_std"), r.get("tp_total"),
+            exp, _params(record), r.get("precision_mean"), r.get("precision_std"), r.get("tp_total"),
             r.get("pred_pos_total"), r.get("recall_mean"), r.get("auc_mean"), r.get("auc_std"),
-            r.get("collapsed"), r.get("epochs"), r.get("seconds"), bool(r.get("legacy")), r.get("current")))
+            r.get("collapsed"), r.get("epochs"), r.get("seconds"), bool(r.get("legacy")), r.get("current"),
+            _seed_count(record, bool(r.get("legacy")))))
+    for exp_id, record in sorted(snap.legacy_copies.items()):
+        if exp_id not in legacy_in_store:
+            rows.append(legacy_copy_row(exps.get(exp_id) or _from_record(exp_id, None, record), record))
     return rows
+
+
+def legacy_copy_row(exp: Experiment, record: Mapping[str, Any]) -> ResultRow:
+    """A ResultRow of a legacy record from outputs/legacy/ (its summary has the store's columns)."""
+    summary = record.get("summary") if isinstance(record.get("summary"), Mapping) else {}
+    seconds = summary.get("seconds")
+    return ResultRow(
+        exp, _params(record), summary.get("precision_mean"), None, summary.get("tp_total"),
+        summary.get("pred_pos_total"), summary.get("recall_mean"), summary.get("auc_mean"), None,
+        summary.get("collapsed"), None, seconds if isinstance(seconds, (int, float)) else None,
+        True, None, 1, copy=True)
+
+
+def _params(record: Mapping[str, Any]) -> int | None:
+    params = record.get("parameters") if isinstance(record.get("parameters"), Mapping) else {}
+    return params.get("actual")
+
+
+def _seed_count(record: Mapping[str, Any], legacy: bool) -> int | None:
+    if legacy:
+        return 1  # the original trained one seed
+    seeds = record.get("seeds") or record.get("val_metrics_per_seed")
+    return len(seeds) if isinstance(seeds, list) else None
 
 
 # -- sorting and "best" --------------------------------------------------------------------------
@@ -252,18 +345,23 @@ def sort_results(rows: Sequence[ResultRow], column: str | None, descending: bool
     key = _SORT_KEY[column]
     present = [r for r in rows if key(r) is not None]
     missing = [r for r in rows if key(r) is None]
-    present.sort(key=lambda r: r.exp.exp_id)
+    present.sort(key=lambda r: (r.exp.exp_id, r.copy))
     present.sort(key=key, reverse=descending)
     return present + missing
 
 
+def rankable(row: ResultRow) -> bool:
+    """Can ``row`` be "best"? Not a collapsed model (predicting almost nothing positive can show
+    a perfect precision by luck), nor a one-seed result: a legacy 6/10 is one draw, not a mean."""
+    return not row.collapsed and not row.legacy and (row.seeds is None or row.seeds > 1)
+
+
 def best_ids(rows: Sequence[ResultRow]) -> dict[str, set[str]]:
-    """Per column with a best end, the ids of the best rows (collapsed models excluded: a
-    model that predicts almost nothing positive can show a perfect precision by luck)."""
+    """Per column with a best end, the row keys of the best rankable rows."""
     out: dict[str, set[str]] = {}
-    healthy = [r for r in rows if not r.collapsed]
+    healthy = [r for r in rows if rankable(r)]
     for column, end in BEST.items():
-        values = [(_SORT_KEY[column](r), r.exp.exp_id) for r in healthy if _SORT_KEY[column](r) is not None]
+        values = [(_SORT_KEY[column](r), r.key) for r in healthy if _SORT_KEY[column](r) is not None]
         if values:
             target = (max if end == "max" else min)(v for v, _ in values)
             out[column] = {exp_id for v, exp_id in values if v == target}

@@ -16,6 +16,8 @@ from fembed_jax.store import RunStore, StoreError
 
 from .model import StoreSnapshot, parse_config_json
 
+LEGACY_DIRNAME = "legacy"  # fembed_jax.legacy.LEGACY_DIRNAME (a test checks): outputs/legacy/<ID>.json
+
 
 class StorePoller:
     """Polls the store at ``path``; use from one thread at a time (the TUI's poll worker)."""
@@ -26,6 +28,7 @@ class StorePoller:
         self._configs: dict[tuple[str, str], dict] = {}  # (exp_id, config_hash) -> config
         self._records: dict[str, tuple[float, dict]] = {}  # exp_id -> (recorded_at, record)
         self._epochs: dict[str, tuple[object, tuple[dict, ...]]] = {}  # exp_id -> (version, rows)
+        self._copies: tuple[int, dict[str, dict]] | None = None  # (folder mtime, legacy copies)
 
     def poll(self, watch: Iterable[str] = ()) -> StoreSnapshot:
         """A snapshot with the epoch rows of every running experiment and of ``watch``."""
@@ -69,7 +72,22 @@ class StorePoller:
                 cached = (version, tuple(store.epochs(exp_id)))
                 self._epochs[exp_id] = cached
             epochs[exp_id] = cached[1]
-        return StoreSnapshot(self.path, True, tuple(experiments), tuple(results), records, epochs)
+        return StoreSnapshot(self.path, True, tuple(experiments), tuple(results), records, epochs,
+                             legacy_copies=self._legacy_copies())
+
+    def _legacy_copies(self) -> dict[str, dict]:
+        """The legacy records import-legacy kept in outputs/legacy/, re-read when the folder
+        changes (its copies are written by rename, which updates the folder's mtime)."""
+        folder = self.path.parent / LEGACY_DIRNAME
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except OSError:
+            return {}
+        if self._copies is None or self._copies[0] != stamp:
+            from fembed_jax.legacy import legacy_copies  # numpy: paid only where copies exist
+
+            self._copies = (stamp, legacy_copies(self.path.parent))
+        return self._copies[1]
 
     def close(self) -> None:
         if self._store is not None:

@@ -11,8 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, Static
 
 from . import fmt
-from .model import NOT_QUEUED, QueueRow
-from .tables import selected_key, sync_rows
+from .model import NOT_QUEUED, QueueRow, QueueSummary
+from .tables import RowTable, selected_key, sync_rows
 
 STATE_STYLE = {"pending": "", "running": "bold yellow", "stalled": "yellow", "interrupted": "magenta",
                "done": "green", "failed": "bold red",
@@ -29,7 +29,8 @@ def state_text(state: str) -> Text:
 
 
 class RunningBar(Horizontal):
-    """One running experiment: id, epoch e/max, seeds still training, a bar, elapsed, ETA."""
+    """One running experiment: id, epoch e/max, seeds still training, its best val AUC so far,
+    a bar, elapsed, ETA (at 80 columns the bar takes what the words leave)."""
 
     def compose(self) -> ComposeResult:
         yield Label(classes="running-label")
@@ -39,9 +40,10 @@ class RunningBar(Horizontal):
     def show(self, row: QueueRow, masked: bool) -> None:
         p = row.progress
         assert p is not None
+        best = f" · best AUC {p.best_auc:.3f}" if p.best_auc is not None else ""
         self.query_one(".running-label", Label).update(
             f"[b]{row.exp.exp_id}[/b] epoch {p.epochs_done}/{p.epochs_max} · "
-            f"seeds {p.seeds_active}/{p.seeds_total} training")
+            f"seeds {p.seeds_active}/{p.seeds_total}{best}")
         self.query_one(ProgressBar).update(total=max(p.epochs_max, 1), progress=p.epochs_done)
         self.query_one(".running-time", Label).update(
             f"elapsed {fmt.duration(p.elapsed_s, masked)} · ETA {fmt.duration(p.eta_s, masked)}")
@@ -53,10 +55,12 @@ class QueueView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="empty-notice")
         with Vertical(id="running"):
+            yield Label(id="queue-summary")
+            yield Label(id="tui-runs")
             yield Label(id="running-none")
             for _ in range(MAX_RUNNING_SHOWN):
                 yield RunningBar()
-        table = DataTable(id="queue-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
+        table = RowTable(id="queue-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -79,8 +83,13 @@ class QueueView(Vertical):
         if message is not None:
             notice.update(message)
 
-    def show(self, rows: Sequence[QueueRow], masked: bool) -> None:
+    def show(self, rows: Sequence[QueueRow], masked: bool, summary: QueueSummary | None = None,
+             runs_line: str = "") -> None:
         self._rows = {row.exp.exp_id: row for row in rows}
+        self._show_summary(summary, masked)
+        tui_runs = self.query_one("#tui-runs", Label)
+        tui_runs.display = bool(runs_line)
+        tui_runs.update(runs_line)
         running = [row for row in rows if row.state in ("running", "stalled") and row.progress is not None]
         bars = list(self.query(RunningBar))
         for bar, row in zip(bars, running):
@@ -95,6 +104,22 @@ class QueueView(Vertical):
             none.update("[dim]No experiment in scope is running.[/dim]")
         sync_rows(self.table, [(row.exp.exp_id, self._cells(row, masked)) for row in rows])
         self.update_note()
+
+    def _show_summary(self, summary: QueueSummary | None, masked: bool) -> None:
+        label = self.query_one("#queue-summary", Label)
+        label.display = bool(summary and summary.queued)
+        if not label.display:
+            return
+        assert summary is not None
+        parts = [f"[b]queue[/b] {summary.done}/{summary.queued} done"]
+        if summary.failed:
+            parts.append(f"[red]{summary.failed} failed[/red]")
+        parts.append(f"{summary.left} left")
+        if summary.left and summary.running:
+            parts.append(f"ETA ~{fmt.duration(summary.eta_s, masked)}")  # --:-- until an epoch is timed
+        elif summary.left:
+            parts.append("[dim]nothing running (R runs the scope)[/dim]")
+        label.update(" · ".join(parts))
 
     def _cells(self, row: QueueRow, masked: bool) -> list:
         exp, p = row.exp, row.progress

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from . import fmt
 from .model import BEST, RESULT_COLUMNS, ResultRow, best_ids, sort_results
-from .tables import sync_rows
+from .tables import RowTable, sync_rows
 
 BEST_STYLE = "bold green"
 NUMERIC = {"d_embed", "params", "precision", "tp", "recall", "auc", "epochs", "time"}
@@ -28,19 +29,19 @@ class ResultsView(Vertical):
         self._masked = False
 
     def compose(self) -> ComposeResult:
-        table = DataTable(id="results-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
+        table = RowTable(id="results-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         for key, label, _, _ in RESULT_COLUMNS:
             table.add_column(self._label(key, label), key=key)
         yield table
         yield Static("No finished experiment in scope yet.", id="results-empty")
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#results-table", DataTable)
+    def table(self) -> RowTable:
+        return self.query_one("#results-table", RowTable)
 
     @property
     def order(self) -> list[str]:
-        """Experiment ids in displayed order."""
+        """Row keys (experiment ids; id#legacy for a kept legacy copy) in displayed order."""
         return [row.key.value for row in self.table.ordered_rows]
 
     def _label(self, key: str, label: str) -> Text:
@@ -48,15 +49,27 @@ class ResultsView(Vertical):
         arrow = ("▼" if self.descending else "▲") if key == self.sort_column else " "
         return Text(f"{label} {arrow}", justify="right" if key in NUMERIC else "left")
 
+    @property
+    def sort_text(self) -> str:
+        """The sort in words for the status line (the column may be scrolled out of sight)."""
+        if self.sort_column is None:
+            return ""
+        header = next(label for key, label, _, _ in RESULT_COLUMNS if key == self.sort_column)
+        return f"sorted by {header} {'▼' if self.descending else '▲'}"
+
     def sort_by(self, column: str | None, descending: bool | None = None) -> None:
-        """Order by ``column``; metrics start best-first (descending), names ascending."""
+        """Order by ``column``; metrics start best-first (descending), names ascending. The
+        cursor goes to the first row: after "sort by precision" the top is what one looks at."""
         if descending is None:
             descending = column in BEST or column in ("params", "epochs", "time", "d_embed", "tp")
         self.sort_column, self.descending = column, descending
-        for key, label, _, _ in RESULT_COLUMNS:
-            self.table.columns[key].label = self._label(key, label)
-        self.table.refresh()
+        self.table.relabel({key: self._label(key, label) for key, label, _, _ in RESULT_COLUMNS})
         self._render_rows()
+        self.table.action_first_row()
+        self.post_message(self.Sorted())
+
+    class Sorted(Message):
+        """The order changed (the app redraws the status line)."""
 
     def cycle_sort(self, step: int = 1) -> None:
         keys = [c[0] for c in RESULT_COLUMNS]
@@ -82,7 +95,7 @@ class ResultsView(Vertical):
     def _render_rows(self) -> None:
         best = best_ids(self._rows)
         ordered = sort_results(self._rows, self.sort_column, self.descending)
-        sync_rows(self.table, [(row.exp.exp_id, self._cells(row, best)) for row in ordered])
+        sync_rows(self.table, [(row.key, self._cells(row, best)) for row in ordered])
         self.query_one("#results-empty").display = not self._rows
 
     def _cells(self, row: ResultRow, best: dict[str, set[str]]) -> list:
@@ -106,7 +119,7 @@ class ResultsView(Vertical):
         out = []
         for key, *_ in RESULT_COLUMNS:
             cell = cells[key]
-            style = BEST_STYLE if exp.exp_id in best.get(key, ()) else ""
+            style = BEST_STYLE if row.key in best.get(key, ()) else ""
             if not isinstance(cell, Text):
                 cell = Text(cell, style=style)
             elif style:

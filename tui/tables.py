@@ -11,9 +11,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 Cell = str | Text
+
+
+class RowTable(DataTable):
+    """A DataTable of rows: Home/End (and g/G) go to the first/last row, as in a list, instead
+    of DataTable's sideways scroll (still on the arrows); ``relabel`` redraws the header."""
+
+    BINDINGS = [
+        Binding("home,g", "first_row", "First row", show=False),
+        Binding("end,G", "last_row", "Last row", show=False),
+    ]
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+            self.scroll_to(y=0, animate=False)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+    def relabel(self, labels: dict[str, Text]) -> None:
+        """New header labels by column key. DataTable caches rendered lines by its update
+        count, which a label change does not bump: without clearing them the header keeps
+        the old sort arrow whenever no row moved (Textual 8.2)."""
+        for key, label in labels.items():
+            self.columns[key].label = label
+        self._clear_caches()  # private, but the only way short of rebuilding every column
+        self.refresh()
 
 
 def _signature(cell: object) -> object:

@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from fembed_jax import faults
-from fembed_jax.config import ExperimentConfig
+from fembed_jax.config import SEED_BASE, ExperimentConfig  # seed k is SEED_BASE + k
 from fembed_jax.liveness import HEARTBEAT_S, make_owner
 
-SEED_BASE = 42  # the original's seed; seed k of an experiment is SEED_BASE + k
 
 
 @dataclasses.dataclass(frozen=True)

@@ -113,6 +113,10 @@ class FilledStore:
     registry_path: pathlib.Path
     outputs: pathlib.Path
     store_path: pathlib.Path
+    # When the fixture finished: LF-04's heartbeat is fresh then. A test app's clock is frozen
+    # here, or LF-04 would read "stalled" 30 s later and "interrupted" after 120 s
+    # (fembed_jax.liveness), depending on how long the tests before it took.
+    now: float
 
 
 def _dataset(*_args, **_kwargs):
@@ -178,7 +182,7 @@ def filled_store(tmp_path_factory) -> FilledStore:
                      "is_best": True} for e, s, tl, vl, auc, active in RUNNING_EPOCHS if e == epoch]
             store.record_epoch("LF-04", runner.run_hash(running, options.data_config), epoch, rows)
         store.record_result("AE-01", None, _legacy_record("AE-01"), legacy=True)
-    return FilledStore(registry_path, outputs, store_path)
+    return FilledStore(registry_path, outputs, store_path, time.time())
 
 
 @pytest.fixture
@@ -196,3 +200,9 @@ class FrozenClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture
+def fixture_clock(filled_store) -> FrozenClock:
+    """The clock at the fixture's end (see FilledStore.now)."""
+    return FrozenClock(filled_store.now)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import pytest
 
 from fembed_jax.config import ExperimentConfig
-from fembed_jax.tui import filters, fmt, launch, model
+from fembed_jax.tui import filters, fmt, launch, model, runs
 from fembed_jax.tui.filters import Scope
 
 
@@ -106,3 +107,123 @@ def test_formats():
     assert fmt.duration(65, masked=True) == fmt.MASK and fmt.duration(None) == fmt.MASK
     assert fmt.mean_std(0.5, 0.01) == "0.500 ± 0.010" and fmt.mean_std(0.5, None) == "0.500"
     assert fmt.bar(3, 10) == "███░░░░░░░"
+
+
+# -- fixes from the review (docs: /work/shared/reviews/tui.md) and issue 18 ---------------------
+
+def _row(exp_id, state, progress=None, cfg_seeds=None, cfg_epochs=None, reg_seeds=5, reg_epochs=50):
+    registered = ExperimentConfig(exp_id=exp_id, priority="P1", tier="a20", num_features=20,
+                                  epochs=reg_epochs, seeds=reg_seeds)
+    queued = registered.replace(seeds=cfg_seeds or reg_seeds, epochs=cfg_epochs or reg_epochs)
+    exp = model.Experiment(exp_id, "P1", "a20", None, "bce", "none", queued.epochs, queued.seeds, "",
+                           queued, registered)
+    return model.QueueRow(exp, state, 1, 0, progress, "", False)
+
+
+def test_queue_rows_put_what_needs_a_look_first_registry_order_within_a_state():
+    exps = {e: _exp(e) for e in ("A", "B", "C", "D", "E")}
+    snap = model.StoreSnapshot(pathlib.Path("x.db"), True, experiments=(
+        {"exp_id": "A", "state": "done"}, {"exp_id": "B", "state": "pending"},
+        {"exp_id": "C", "state": "failed", "error": "boom"}, {"exp_id": "E", "state": "pending"}))
+    rows = model.queue_rows(exps, snap, now=0.0)
+    assert [(r.exp.exp_id, r.state) for r in rows] == [
+        ("C", "failed"), ("B", "pending"), ("E", "pending"), ("A", "done"), ("D", model.NOT_QUEUED)]
+
+
+def test_queue_summary_counts_and_extrapolates_the_rest_of_the_queue():
+    running = model.Progress(3, 10, 2, 2, 50.0, 100.0, 0.61)
+    rows = [_row("A", "done"), _row("B", "done"), _row("C", "running", running), _row("D", "pending"),
+            _row("E", "interrupted"), _row("F", "failed"), _row("G", model.NOT_QUEUED)]
+    timed = [dataclasses.replace(_result("A", 0.5, 0.6), seconds=300.0),
+             dataclasses.replace(_result("B", 0.5, 0.6), seconds=500.0),
+             dataclasses.replace(_result("Z", 0.5, 0.6), seconds=9999.0, legacy=True)]
+    summary = model.queue_summary(rows, timed)
+    assert (summary.done, summary.failed, summary.queued, summary.left, summary.running) == (2, 1, 6, 3, 1)
+    assert summary.eta_s == pytest.approx(100.0 + 2 * 400.0)  # C's own ETA + D, E at the mean of A, B
+    # Nothing finished yet: the running one's projected total (50 s + 100 s) stands in.
+    assert model.queue_summary(rows, []).eta_s == pytest.approx(100.0 + 2 * 150.0)
+    idle = model.queue_summary([r for r in rows if r.state != "running"], timed)
+    assert idle.eta_s is None and idle.running == 0 and idle.left == 2
+
+
+def test_best_skips_one_seed_and_legacy_rows():
+    rows = [dataclasses.replace(_result("A", 0.6, 0.7), seeds=1),  # one seed: one draw
+            dataclasses.replace(_result("B", 0.9, 0.9), legacy=True, seeds=1),
+            dataclasses.replace(_result("C", 0.4, 0.6), seeds=3), _result("D", 0.3, 0.5)]
+    assert model.best_ids(rows)["precision"] == {"C"} and model.best_ids(rows)["auc"] == {"C"}
+    copy = model.legacy_copy_row(_exp("C"), {"summary": {"precision_mean": 0.99, "auc_mean": 0.99}})
+    assert copy.key == "C#legacy" and model.exp_id_of(copy.key) == "C"
+    assert model.best_ids([*rows, copy])["precision"] == {"C"}
+
+
+def test_a_bare_word_maps_to_a_run_filter_when_it_is_one_fields_value():
+    items = [item("FE-01", loss="bce", embedding="linear"), item("FE-02", loss="focal", embedding="linear"),
+             item("FE-03", loss="bce", embedding="nonlinear_mlp"), item("FE-04", loss="bce", embedding="none")]
+    assert Scope.parse("focal").run_filters(items) == {"loss": ("focal",)}
+    assert Scope.parse("focal tier:a20").run_filters(items) == {"tier": ("a20",), "loss": ("focal",)}
+    assert Scope.parse("none").run_filters(items) == {"embedding": ("none",)}
+    # "linear" is also inside nonlinear_mlp: --embedding linear would run fewer experiments.
+    assert Scope.parse("linear").run_filters(items) is None
+    assert Scope.parse("FE-0").run_filters(items) is None  # an id fragment: the ids are listed
+    command = launch.run_command(Scope.parse("focal"), ["FE-02"], pathlib.Path("/r"), pathlib.Path("/o"),
+                                 python="py", items=items)
+    assert command[command.index("run") + 1:] == ["--loss", "focal", "--outputs", "/o"]
+
+
+def test_a_long_id_list_is_shown_cut_with_its_count():
+    ids = [f"FE-{i:02d}" for i in range(1, 121)]
+    command = launch.run_command(Scope.parse("FE-"), ids, pathlib.Path("/r"), pathlib.Path("/o"), python="py")
+    assert command.count("--exp-id") == 120  # the process still gets every id
+    shown = launch.display(command)
+    assert "--exp-id FE-06 … (+114 more --exp-id, 120 in all) --outputs /o" in shown
+    assert "FE-07" not in shown
+
+
+def test_relaunch_uses_the_seeds_and_epochs_the_unfinished_experiments_were_queued_with():
+    interrupted = _row("FE-47", "interrupted", cfg_seeds=2, cfg_epochs=30)
+    done = _row("FE-46", "done")
+    settings = launch.queued_settings([done, interrupted])
+    assert (settings.seeds, settings.epochs, settings.only) == (2, 30, ("FE-47",))
+    assert "--seeds 2 --epochs 30" in settings.note and "Only the 1 unfinished" in settings.note
+    # Only unfinished ones in scope: the scope's own filters stay, with the flags.
+    assert launch.queued_settings([interrupted]).only == ()
+    # A cap of 30 fits an experiment whose registry epochs (10) are under it.
+    short = _row("FE-48", "pending", cfg_seeds=2, reg_epochs=10)
+    assert (launch.queued_settings([interrupted, short]).epochs,
+            launch.queued_settings([interrupted, short]).seeds) == (30, 2)
+    # Different seeds cannot be given by one command: the registry's values, and a note.
+    other = _row("FE-49", "pending", cfg_seeds=3, cfg_epochs=30)
+    mixed = launch.queued_settings([interrupted, other])
+    assert (mixed.seeds, mixed.epochs, mixed.only) == (None, None, ()) and "different" in mixed.note
+    assert launch.queued_settings([done, _row("FE-50", "pending")]) == launch.RunSettings()
+    command = launch.run_command(Scope.parse(""), ["FE-47"], pathlib.Path("/r"), pathlib.Path("/o"),
+                                 python="py", seeds=2, epochs=30, by_id=True)
+    assert command[command.index("run") + 1:] == ["--exp-id", "FE-47", "--seeds", "2", "--epochs", "30",
+                                                   "--outputs", "/o"]
+
+
+def test_the_state_cycle_comes_back_to_all_through_not_queued():
+    values = ["running", "done", "not queued"]
+    assert filters.next_value("state:done", "state", values) == "not queued"
+    assert filters.next_value("state:not-queued", "state", values) is None
+
+
+def test_run_end_in_words():
+    assert runs.ended_text(0) == "exit 0" and runs.ended_text(2) == "exit 2"
+    assert runs.ended_text(-2) == "stopped (SIGINT)" and runs.ended_text(130) == "stopped (SIGINT)"
+    assert runs.ended_text(143) == "stopped (SIGTERM)"
+
+
+def test_the_monitor_does_not_import_the_trainer_and_its_copies_match():
+    import subprocess
+    import sys
+
+    from fembed_jax.legacy import LEGACY_DIRNAME
+    from fembed_jax.train.runner import SEED_BASE
+    from fembed_jax.tui import poller
+
+    assert model.SEED_BASE == SEED_BASE and poller.LEGACY_DIRNAME == LEGACY_DIRNAME
+    code = ("import sys, fembed_jax.tui.app; "
+            "print(sorted(m for m in sys.modules if m.startswith(('fembed_jax.train', 'jax'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

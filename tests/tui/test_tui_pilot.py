@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from textual.widgets import DataTable, Input, Static, TabbedContent
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent
 
 from fembed_jax.store import RunStore
 from fembed_jax.tui.app import FembedMonitor
@@ -54,13 +54,18 @@ def app_for(registry, path, **kwargs) -> FembedMonitor:
     return FembedMonitor(registry, path, **kwargs)
 
 
-async def test_queue_lists_every_experiment_with_its_state(filled_store, registry):
-    app = app_for(registry, filled_store.store_path, static=True)
+QUEUE_ORDER = ["LF-04", "LF-03", "LF-05", "LF-01", "LF-02", "AE-01"]  # running, failed, pending, done, not queued
+
+
+async def test_queue_lists_every_experiment_with_its_state(filled_store, registry, fixture_clock):
+    app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         table = app.query_one("#queue-table", DataTable)
         states = column(table, "state")
         assert states == EXPECTED_STATES
+        # By state (running first, not queued last), registry order within a state.
+        assert list(states) == QUEUE_ORDER
         assert column(table, "note")["AE-01"] == "has a legacy result"
         assert column(table, "note")["LF-03"].startswith("ValueError: LF-03: tier a50")
         assert column(table, "progress")["LF-04"].endswith("2/10")
@@ -68,7 +73,11 @@ async def test_queue_lists_every_experiment_with_its_state(filled_store, registr
         bars = [bar for bar in app.query(RunningBar) if bar.display]
         assert len(bars) == 1
         label = str(bars[0].query_one("Label").render())
-        assert "LF-04" in label and "epoch 2/10" in label and "seeds 1/2 training" in label
+        assert "LF-04" in label and "epoch 2/10" in label and "seeds 1/2" in label
+        assert "best AUC 0.580" in label  # the best val AUC of any seed so far (seed 0, epoch 1)
+        # The whole queue in one line: 5 queued in scope, 2 done, LF-04 and LF-05 left.
+        summary = str(app.query_one("#queue-summary", Label).render())
+        assert summary.startswith("queue 2/5 done · 1 failed · 2 left · ETA ~")
         # The failed row's whole error shows under the table when highlighted.
         table.move_cursor(row=list(states).index("LF-03"))
         await pilot.pause()
@@ -76,11 +85,11 @@ async def test_queue_lists_every_experiment_with_its_state(filled_store, registr
         assert note.display and "tier a50 data has 20 features" in str(note.render())
 
 
-async def test_sorting_by_precision_and_auc(filled_store, registry):
+async def test_sorting_by_precision_and_auc(filled_store, registry, fixture_clock):
     with RunStore(filled_store.store_path, readonly=True) as store:
         stored = {r["exp_id"]: r for r in store.results(with_record=False)}
     by = lambda key: sorted(stored, key=lambda e: stored[e][key], reverse=True)  # noqa: E731
-    app = app_for(registry, filled_store.store_path, static=True)
+    app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
         view = app.query_one(ResultsView)
@@ -100,21 +109,22 @@ async def test_sorting_by_precision_and_auc(filled_store, registry):
         assert view.order == by("auc_mean")
         await pilot.press("S")
         assert view.sort_column == "recall"
-        # The best AUC cell is highlighted, the others are not.
-        best = view.order[0] if view.sort_column == "auc" else by("auc_mean")[0]
+        # The best AUC cell is highlighted, the others are not; a one-seed legacy result is
+        # never ranked (AE-01's single draw is not a mean over seeds).
+        best = [e for e in by("auc_mean") if not stored[e]["legacy"]][0]
         auc_index = [c.key.value for c in table.ordered_columns].index("auc")
         for key in view.order:
             cell = table.get_row(key)[auc_index]
             assert ("green" in str(cell.style)) == (key == best)
 
 
-async def test_filter_narrows_queue_and_results(filled_store, registry):
-    app = app_for(registry, filled_store.store_path, static=True)
+async def test_filter_narrows_queue_and_results(filled_store, registry, fixture_clock):
+    app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
     async with app.run_test(size=(120, 40)) as pilot:
         queue = app.query_one("#queue-table", DataTable)
         results = app.query_one("#results-table", DataTable)
         await pilot.press("slash", *"p:LF-P8", "enter")
-        assert [r.key.value for r in queue.ordered_rows] == ["LF-01", "LF-02", "LF-03"]
+        assert [r.key.value for r in queue.ordered_rows] == ["LF-03", "LF-01", "LF-02"]
         assert sorted(r.key.value for r in results.ordered_rows) == ["LF-01", "LF-02"]
         assert app.focused is queue  # enter hands the keys back to the table
         await pilot.press("slash", "ctrl+u", *"focal", "escape")
@@ -131,10 +141,10 @@ async def test_filter_narrows_queue_and_results(filled_store, registry):
         assert [r.key.value for r in queue.ordered_rows] == ["LF-04"]
 
 
-async def test_detail_shows_the_selected_experiments_seeds(filled_store, registry):
+async def test_detail_shows_the_selected_experiments_seeds(filled_store, registry, fixture_clock):
     with RunStore(filled_store.store_path, readonly=True) as store:
         record = store.result("LF-02")["record"]
-    app = app_for(registry, filled_store.store_path, static=True)
+    app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
         results = app.query_one("#results-table", DataTable)
@@ -159,10 +169,10 @@ async def test_detail_shows_the_selected_experiments_seeds(filled_store, registr
         assert column(seeds, "epochs") == {"0": "2", "1": "2"}
 
 
-async def test_a_state_change_appears_within_the_refresh(filled_store, registry, tmp_path):
+async def test_a_state_change_appears_within_the_refresh(filled_store, registry, fixture_clock, tmp_path):
     path = tmp_path / "outputs" / "fembed.db"
     copy_store(filled_store.store_path, path)
-    app = app_for(registry, path, refresh_s=0.1)
+    app = app_for(registry, path, refresh_s=0.1, clock=fixture_clock)
     async with app.run_test(size=(120, 40)) as pilot:
         queue = app.query_one("#queue-table", DataTable)
         assert column(queue, "state")["LF-05"] == "pending"
@@ -182,9 +192,9 @@ async def test_a_state_change_appears_within_the_refresh(filled_store, registry,
         assert "LF-05" in [r.key.value for r in app.query_one("#results-table", DataTable).ordered_rows]
 
 
-async def test_no_store_yet_then_the_store_appears(filled_store, registry, tmp_path):
+async def test_no_store_yet_then_the_store_appears(filled_store, registry, fixture_clock, tmp_path):
     path = tmp_path / "outputs" / "fembed.db"
-    app = app_for(registry, path, refresh_s=0.1)
+    app = app_for(registry, path, refresh_s=0.1, clock=fixture_clock)
     async with app.run_test(size=(80, 24)) as pilot:
         notice = app.query_one("#empty-notice", Static)
         assert notice.display and "fembed run" in str(notice.render())
@@ -197,11 +207,11 @@ async def test_no_store_yet_then_the_store_appears(filled_store, registry, tmp_p
         assert column(queue, "state") == EXPECTED_STATES
 
 
-async def test_help_screen_footer_and_quit(filled_store, registry):
-    app = app_for(registry, filled_store.store_path, static=True)
+async def test_help_screen_footer_and_quit(filled_store, registry, fixture_clock):
+    app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
     async with app.run_test(size=(80, 24)) as pilot:
         footer_keys = {b.key for _, b, enabled, _ in app.active_bindings.values() if b.show and enabled}
-        assert {"q", "question_mark", "slash", "1", "2", "3", "R"} <= footer_keys
+        assert {"q", "question_mark", "slash", "R"} <= footer_keys
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
@@ -210,7 +220,7 @@ async def test_help_screen_footer_and_quit(filled_store, registry):
     assert app.return_code == 0
 
 
-async def test_run_scope_asks_then_starts_fembed_run(filled_store, registry, monkeypatch):
+async def test_run_scope_asks_then_starts_fembed_run(filled_store, registry, fixture_clock, monkeypatch):
     from fembed_jax.tui import launch
 
     started = []
@@ -218,9 +228,12 @@ async def test_run_scope_asks_then_starts_fembed_run(filled_store, registry, mon
     class FakeProcess:
         pid = 4321
 
+        def poll(self):
+            return None
+
     monkeypatch.setattr(launch, "start", lambda command, outputs: started.append(command)
                         or (FakeProcess(), outputs / "tui-run.log"))
-    app = app_for(registry, filled_store.store_path, static=True, scope="priority:LF-P8")
+    app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock, scope="priority:LF-P8")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("R")
         assert isinstance(app.screen, ConfirmRunScreen)
@@ -248,3 +261,69 @@ def test_cli_tui_validates_its_options(filled_store, monkeypatch):
     assert main(["--registry", registry, "tui", "-p", "LF-P8", "--tier", "a20", "--refresh", "2"]) == 0
     assert seen == {"path": filled_store.store_path, "scope": "priority:LF-P8 tier:a20", "refresh": 2.0}
     assert cmd_tui.initial_scope(type("A", (), {"exp_id": ["LF-01", "LF-02"]})()) == "id:LF-01,LF-02"
+
+
+async def test_detail_labels_a_result_of_an_older_config(filled_store, registry, fixture_clock, tmp_path):
+    path = tmp_path / "outputs" / "fembed.db"
+    copy_store(filled_store.store_path, path)
+    with RunStore(path) as writer:  # LF-01 requeued with 5 epochs: its 2-epoch result is of another config
+        writer.sync_queue([{**registry.get("LF-01").replace(epochs=5).to_dict(), "config_hash": "five-epochs"}])
+    app = app_for(registry, path, static=True, clock=fixture_clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.select("LF-01")
+        app.action_view("detail")
+        await pilot.pause()
+        summary = str(app.query_one("#detail-summary", Static).render())
+        assert summary.startswith("result of an older config (epochs 2; queued now: epochs 5)")
+        assert "of the older config's result" in str(app.query_one("#seeds-heading", Label).render())
+        # LF-02 is current: no label.
+        app.select("LF-02")
+        await pilot.pause()
+        assert "older config" not in str(app.query_one("#detail-summary", Static).render())
+
+
+def _legacy_copy(exp_id: str, precision: float) -> dict:
+    from fembed_jax.legacy import normalise
+
+    raw = {"exp_id": exp_id, "priority": "LF-P8", "description": "original", "tier": "a20", "num_features": 20,
+           "d_embed": 8, "parameters": {"estimated": 20_000, "actual": 20_961},
+           "training": {"training_time_min": 0.5},
+           "val_metrics": {"precision": precision, "recall": 0.125, "auc": 0.9, "n_positive_preds": 10,
+                           "pred_range": 0.8, "n_samples": 78},
+           "timestamp": "2026-02-07T00:47:14"}
+    return normalise(raw, f"/legacy/{exp_id}/results.json", sha256="0" * 64)
+
+
+async def test_legacy_copies_beside_a_fembed_result_are_listed_and_never_best(
+        filled_store, registry, fixture_clock, tmp_path):
+    import json
+
+    path = tmp_path / "outputs" / "fembed.db"
+    copy_store(filled_store.store_path, path)
+    copies = path.parent / "legacy"
+    copies.mkdir()
+    # import-legacy kept LF-01's original here (the store holds LF-01's fembed result), and
+    # AE-01's (the store holds that one too: it must not be listed twice).
+    (copies / "LF-01.json").write_text(json.dumps(_legacy_copy("LF-01", 0.9)))
+    (copies / "AE-01.json").write_text(json.dumps(_legacy_copy("AE-01", 0.4)))
+    app = app_for(registry, path, static=True, clock=fixture_clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        view = app.query_one(ResultsView)
+        view.sort_by("precision")
+        await pilot.pause()
+        assert sorted(view.order) == ["AE-01", "LF-01", "LF-01#legacy", "LF-02"]
+        assert view.order[0] == "LF-01#legacy"  # the highest precision: 9/10 of one seed
+        ids = column(view.table, "id")
+        assert ids["LF-01#legacy"] == "LF-01 legacy" and ids["LF-01"] == "LF-01"
+        index = [c.key.value for c in view.table.ordered_columns].index("precision")
+        green = [key for key in view.order if "green" in str(view.table.get_row(key)[index].style)]
+        assert green and not [key for key in green if "legacy" in key or key == "AE-01"]
+        # Enter on the copy opens LF-01, whose Detail shows both for comparison.
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.selected == "LF-01"
+        summary = str(app.query_one("#detail-summary", Static).render())
+        assert "legacy result (original system, one seed), kept in outputs/legacy/: precision 0.900" in summary
+        # The Queue notes the legacy result too.
+        assert column(app.query_one("#queue-table", DataTable), "note")["LF-01"] == "has a legacy result"
