@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         given = [flag for flag, value in (("--address", args.address), ("--ray-cpus", args.ray_cpus))
                  if value is not None]
         if given:
-            raise UsageError(f"{' and '.join(given)} need --backend ray")
+            raise UsageError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --backend ray")
     elif args.devices is not None:
         raise UsageError("--devices shards one machine's devices; with --backend ray each task "
                          "uses the devices Ray gives it (see docs/scale-out.md)")
