@@ -12,6 +12,10 @@ alone. Result: bench/results/ae19_memory.json.
 
     .venv/bin/python bench/bench_ae19_memory.py                 # AE-19, batch 128, 2 timed steps
     .venv/bin/python bench/bench_ae19_memory.py --preset FE-06 --out /tmp/fe06.json
+    .venv/bin/python bench/bench_ae19_memory.py --plain --out bench/results/attention_step_ae19_plain.json
+
+--plain builds the attention embedding with factored=False (the direct q/k/v computation, the
+"before" of the factoring); the default is the factored computation the model uses.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ PRESETS = {
         num_features=500, d_embed=16, d_model=64, n_layers=4, n_heads=4, d_ff=256, dropout=0.5,
         embedding="attention", embedding_params={"num_heads": 4, "use_position": True},
     ),
+    "AE-17": dict(
+        num_features=100, d_embed=32, d_model=128, n_layers=4, n_heads=8, d_ff=512, dropout=0.5,
+        embedding="attention", embedding_params={"num_heads": 4, "use_position": True},
+    ),
     "FE-06": dict(
         num_features=100, d_embed=32, d_model=128, n_layers=4, n_heads=8, d_ff=512, dropout=0.5,
         embedding="linear", embedding_params={},
@@ -47,7 +55,7 @@ def peak_rss_mb() -> float:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
-def worker(preset: str, batch: int, steps: int, row_chunk: int | None) -> dict:
+def worker(preset: str, batch: int, steps: int, row_chunk: int | None, plain: bool = False) -> dict:
     import jax
     import jax.numpy as jnp
     import optax
@@ -60,6 +68,8 @@ def worker(preset: str, batch: int, steps: int, row_chunk: int | None) -> dict:
     fields = dict(PRESETS[preset], head_dropout=0.0, context_length=80, patch_length=16, stride=8, use_revin=True)
     if row_chunk is not None:
         fields["embedding_params"] = {**fields["embedding_params"], "row_chunk": row_chunk}
+    if plain:
+        fields["embedding_params"] = {**fields["embedding_params"], "factored": False}
     cfg = types.SimpleNamespace(**fields)
     model = build_model(cfg)
     rss_after_import = peak_rss_mb()
@@ -103,6 +113,7 @@ def worker(preset: str, batch: int, steps: int, row_chunk: int | None) -> dict:
     if cfg.embedding == "attention":
         heads = cfg.embedding_params["num_heads"]
         result["row_chunk"] = row_chunk or auto_row_chunk(cfg.num_features, heads)
+        result["attention_factored"] = not plain
         result["unchunked_attention_tensor_gb"] = round(batch * 80 * heads * cfg.num_features**2 * 4 / 1e9, 1)
     return result
 
@@ -113,12 +124,14 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=2, help="timed steps after one untimed warm step")
     parser.add_argument("--row-chunk", type=int, default=None, help="attention rows per chunk (default: auto)")
+    parser.add_argument("--plain", action="store_true",
+                        help="attention embedding without the factoring (factored=False)")
     parser.add_argument("--out", type=Path, default=None, help="default: bench/results/ae19_memory.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        benchlib.emit(worker(args.preset, args.batch, args.steps, args.row_chunk))
+        benchlib.emit(worker(args.preset, args.batch, args.steps, args.row_chunk, args.plain))
         return 0
 
     started = time.perf_counter()
@@ -127,6 +140,8 @@ def main() -> int:
            "--batch", str(args.batch), "--steps", str(args.steps)]
     if args.row_chunk is not None:
         cmd += ["--row-chunk", str(args.row_chunk)]
+    if args.plain:
+        cmd += ["--plain"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=benchlib.ROOT)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(benchlib.RESULT_TAG)]
     if proc.returncode != 0 or not lines:
