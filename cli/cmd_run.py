@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -55,6 +56,13 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="rerun experiments that are done")
     parser.add_argument("--eval-test", action="store_true",
                         help="also score the test split (never used for selection)")
+    parser.add_argument("--keep", choices=("best", "last", "all"), default="best",
+                        help="checkpoints kept once an experiment is done: best = its selected "
+                             "weights, all `fembed evaluate` needs (default); last = also its last "
+                             "training state; all = every step kept during training")
+    parser.add_argument("--chunk-steps", type=int, metavar="N",
+                        help="training steps between two checks for Ctrl-C/SIGTERM (default: "
+                             "about 5 seconds' worth, measured); results do not depend on it")
     add_path_options(parser)
     parser.set_defaults(func=run)
 
@@ -82,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
                          "uses the devices Ray gives it (see docs/scale-out.md)")
     if args.ray_cpus is not None and args.ray_cpus <= 0:
         raise UsageError(f"--ray-cpus must be positive, got {args.ray_cpus}")
-    for name in ("seeds", "epochs"):
+    for name in ("seeds", "epochs", "chunk_steps"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise UsageError(f"--{name} must be at least 1, got {value}")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     configs = select(registry, args)
     if not configs:
         raise UsageError("no experiment matches the filters")
@@ -97,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(outputs_dir=outputs, checkpoints_dir=checkpoints,
                          data_config=data_config_from_args(args, registry),
                          seeds=args.seeds, epochs=args.epochs, force=args.force,
-                         evaluate_test=args.eval_test, group=args.group, devices=devices)
+                         evaluate_test=args.eval_test, group=args.group, devices=devices,
+                         keep=args.keep, chunk_steps=args.chunk_steps)
     from fembed_jax.store import DB_FILENAME, RunStore
 
     # The plan reads the store (if any) and writes nothing: bad data or a refused replace
@@ -142,20 +151,48 @@ def run(args: argparse.Namespace) -> int:
     todo = sum(item.status != "done" for item in plan)
     console.print(f"fembed run: {len(plan)} experiment(s), {todo} to train, "
                   f"{len(plan) - todo} done already; device {device}; outputs {outputs}")
-    with _Display(todo) as display:
-        if args.backend == "ray":
-            from fembed_jax.train.ray_backend import RayUnavailable, run_queue_ray
+    try:
+        with _Display(todo, quiet=getattr(args, "quiet", False)) as display:
+            if args.backend == "ray":
+                from fembed_jax.train.ray_backend import RayUnavailable, run_queue_ray
 
-            try:
-                summary = run_queue_ray(plan, options, address=args.address,
-                                        progress=display.event, cpus_per_task=args.ray_cpus or 1,
-                                        device=args.device)
-            except RayUnavailable as exc:
-                return fail(f"{exc}; nothing was trained")
-        else:
-            summary = run_queue(plan, options, progress=display.event)
+                try:
+                    summary = run_queue_ray(plan, options, address=args.address,
+                                            progress=display.event, cpus_per_task=args.ray_cpus or 1,
+                                            device=args.device)
+                except RayUnavailable as exc:
+                    return fail(f"{exc}; nothing was trained")
+            else:
+                summary = run_queue(plan, options, progress=display.event)
+    except KeyboardInterrupt:  # a second Ctrl-C
+        console.print("[yellow]stopped at once[/] by a second Ctrl-C: the steps since the last "
+                      "checkpoint are lost, the checkpoint is kept; the same command resumes from it.",
+                      highlight=False)
+        return _leave(130)
     _print_summary(summary)
-    return summary.exit_code
+    return _leave(summary.exit_code) if summary.signal_name else summary.exit_code
+
+
+def _leave(code: int) -> int:
+    """The exit code of a stopped run; with a computation still running (given up on by the
+    stop, or cut off by a second Ctrl-C), leave now: the interpreter's exit would wait for it,
+    for minutes on a large experiment. Everything is written by then (store commits,
+    checkpoints fsynced, claims released)."""
+    import logging
+    import os
+    import sys
+
+    from fembed_jax.train.engine import in_flight
+
+    if in_flight():
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr, console.file, err_console.file):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    return code
 
 
 def _refuse_replacing(plan, force: bool) -> None:
@@ -221,73 +258,192 @@ def _print_summary(summary) -> None:
     for error, exp_ids in by_error.items():
         err_console.print(f"  [red]{', '.join(exp_ids)}[/] failed: {escape(error)}", highlight=False)
     if summary.interrupted:
-        console.print(f"[yellow]stopped by {summary.signal_name}[/] during {summary.interrupted}; "
-                      "the last epoch is checkpointed and the same command resumes it.")
+        from fembed_jax.train.runner import NOTHING_NEW
+
+        where = "; ".join(f"{exp_id} {position}" for exp_id, position in summary.positions.items())
+        saved = any(position != NOTHING_NEW for position in summary.positions.values())
+        console.print(f"[yellow]stopped by {summary.signal_name}[/]: {where or summary.interrupted}; "
+                      + ("that position is checkpointed and the same command resumes from there."
+                         if saved else "the same command resumes from the last checkpoint."),
+                      highlight=False)
     elif summary.signal_name:
         console.print(f"[yellow]stopped by {summary.signal_name}[/] between experiments; the same "
                       "command goes on with the rest of the queue.")
 
 
-class _Display:
-    """rich progress: one bar for the queue, one per experiment in training (a group trains
-    several at once)."""
+LOG_EVERY_S = 30.0  # progress lines when stdout is not a terminal
 
-    def __init__(self, total: int):
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, transient=False)
+
+class _Display:
+    """Progress of the queue. On a terminal: rich bars, one for the queue and one per experiment
+    in training (a group trains several at once). Elsewhere (a log file, a pipe, a batch job),
+    where rich draws nothing live: one line per experiment in training every LOG_EVERY_S.
+    -q: neither, nor the notes; results, failures and what a stop request does still print."""
+
+    def __init__(self, total: int, *, quiet: bool = False, live: bool | None = None):
+        self.quiet = quiet
+        self.live = console.is_terminal if live is None else live
+        self.progress = None
+        if self.live and not quiet:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[where]}"),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=console, transient=False)
         self.total = total
+        self.done = 0
         self.queue_task = None
-        self.exp_tasks: dict[str, object] = {}  # exp_id -> its bar while it trains
+        self.exps: dict[str, _Training] = {}  # exp_id -> its state while it trains
+        self.last_log = time.monotonic()
 
     def __enter__(self):
-        self.progress.__enter__()
-        self.queue_task = self.progress.add_task("queue", total=self.total, info="")
+        if self.progress is not None:
+            self.progress.__enter__()
+            self.queue_task = self.progress.add_task("queue", total=self.total, where=f"0/{self.total}",
+                                                     info="")
         return self
 
     def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def _print(self, message: str, *, note: bool = False, error: bool = False) -> None:
+        if note and self.quiet:
+            return
+        target = err_console if error else (self.progress.console if self.progress else console)
+        target.print(message, highlight=False)
 
     def event(self, kind: str, **info) -> None:
         cfg = info.get("cfg")
         if kind == "start":
             if len(info.get("group") or ()) > 1 and cfg.exp_id == info["group"][0]:
-                self.progress.console.print(
-                    f"one compiled program for {len(info['group'])} experiments: "
-                    f"{', '.join(info['group'])}")
-            self.exp_tasks[cfg.exp_id] = self.progress.add_task(
-                f"{cfg.exp_id} ({info['position'] + 1}/{info['total']})", total=cfg.epochs,
-                info=f"seeds {info['seeds']}/{info['seeds']}")
-        elif kind == "epoch":
+                self._print(f"one compiled program for {len(info['group'])} experiments: "
+                            f"{', '.join(info['group'])}", note=True)
+            exp = _Training(cfg, f"{cfg.exp_id} ({info['position'] + 1}/{info['total']})", info["seeds"])
+            self.exps[cfg.exp_id] = exp
+            if self.progress is not None:
+                exp.task = self.progress.add_task(exp.label, total=cfg.epochs, where=exp.where(),
+                                                  info=exp.info())
+            elif not self.live:
+                self._print(f"{exp.label}: training {exp.seeds} seed(s), up to {cfg.epochs} epochs",
+                            note=True)
+        elif kind in ("step", "epoch"):
+            exp = self.exps.get(cfg.exp_id)
+            if exp is None:
+                return
             report = info["report"]
-            aucs = [a for a in report.stop.best_metric if a > float("-inf")]
-            best = (f"best {'AUC' if cfg.early_stop_metric == 'val_auc' else '-loss'} "
-                    f"{max(aucs):.3f}" if aucs else "")
-            self.progress.update(self.exp_tasks[cfg.exp_id], completed=report.epoch + 1,
-                                 info=f"seeds {int(report.stop.active.sum())}/{len(report.trained)} "
-                                      f"training  {best}")
-        elif kind in ("end", "failed", "interrupted"):
-            task = self.exp_tasks.pop(cfg.exp_id, None)
-            if task is not None:
-                self.progress.remove_task(task)
+            if kind == "step":
+                exp.at(report.epoch, report.step, report.steps, report.stop)
+            else:
+                exp.at(report.epoch + 1, 0, exp.steps, report.stop)
+            if self.progress is not None:
+                self.progress.update(exp.task, completed=exp.progress, where=exp.where(), info=exp.info())
+            elif not self.live:
+                self._log_lines()
+        elif kind == "signal":
+            again = " (Ctrl-C again quits at once, keeping the last checkpoint)" if info["name"] == "SIGINT" else ""
+            self._print(f"[yellow]{info['name']}[/]: stopping after the steps in progress; their "
+                        f"position will be checkpointed{again}")
+        elif kind == "stopping":
+            self._print(f"stopping: saving the position inside epoch {info['epoch'] + 1} "
+                        f"(step {info['step']}/{info['steps']}) of {escape(cfg.exp_id)}…")
+        elif kind == "freed":
+            self._print(f"{escape(cfg.exp_id)}: checkpoints {_size(info['before'])} → "
+                        f"{_size(info['after'])} (kept {_KEPT[info['kept']]})", note=True)
+        elif kind in ("end", "failed", "interrupted", "busy"):
+            exp = self.exps.pop(cfg.exp_id, None)
+            if exp is not None and exp.task is not None:
+                self.progress.remove_task(exp.task)
             if kind != "interrupted":
-                self.progress.advance(self.queue_task)
+                self.done += 1
+                if self.progress is not None:
+                    self.progress.update(self.queue_task, completed=self.done,
+                                         where=f"{self.done}/{self.total}")
             if kind == "end":
                 agg = info["record"]["val_metrics"]
-                self.progress.console.print(
-                    f"{cfg.exp_id}: precision {_fmt(agg.get('precision'))} recall "
-                    f"{_fmt(agg.get('recall'))} AUC {_fmt(agg.get('auc'))} "
-                    f"({'mean of ' + str(cfg.seeds) + ' seeds' if cfg.seeds > 1 else '1 seed'})")
+                self._print(f"{cfg.exp_id}: precision {_fmt(agg.get('precision'))} recall "
+                            f"{_fmt(agg.get('recall'))} AUC {_fmt(agg.get('auc'))} "
+                            f"({'mean of ' + str(cfg.seeds) + ' seeds' if cfg.seeds > 1 else '1 seed'})")
             elif kind == "failed":
-                err_console.print(f"[red]{cfg.exp_id} failed[/]: {escape(info['error'])}",
-                                  highlight=False)
-        elif kind == "busy":
-            task = self.exp_tasks.pop(cfg.exp_id, None)
-            if task is not None:
-                self.progress.remove_task(task)
-            self.progress.console.print(f"{cfg.exp_id}: claimed by another runner, left to it")
-            self.progress.advance(self.queue_task)
+                self._print(f"[red]{cfg.exp_id} failed[/]: {escape(info['error'])}", error=True)
+            elif kind == "busy":
+                self._print(f"{cfg.exp_id}: claimed by another runner, left to it")
+
+    def _log_lines(self) -> None:
+        """One line per experiment in training, at most every LOG_EVERY_S (not on a terminal)."""
+        now = time.monotonic()
+        if self.quiet or now - self.last_log < LOG_EVERY_S:
+            return
+        self.last_log = now
+        stamp = time.strftime("%H:%M:%S")
+        for exp in self.exps.values():
+            eta = exp.eta()
+            self._print(f"[{stamp}] {escape(exp.label)}: {exp.where()}, {exp.info()}"
+                        f"{', ETA ≤ ' + eta if eta else ''}; queue {self.done}/{self.total} done")
+
+
+_KEPT = {"best": "the selected weights", "last": "the last training state",
+         "all": "every step"}
+
+
+class _Training:
+    """What the display knows of one experiment in training, and its measured pace."""
+
+    def __init__(self, cfg, label: str, seeds: int):
+        self.cfg, self.label, self.seeds = cfg, label, seeds
+        self.task = None
+        self.epoch, self.step, self.steps = 0, 0, 0  # epoch in progress (from 0), its batches done
+        self.active, self.best = seeds, None
+        self.first: tuple[float, float] | None = None  # (time, progress) of the first report
+        self.latest: tuple[float, float] | None = None
+
+    @property
+    def progress(self) -> float:
+        """Epochs done, with the epoch in progress as a fraction."""
+        return self.epoch + (self.step / self.steps if self.steps else 0.0)
+
+    def at(self, epoch: int, step: int, steps: int, stop) -> None:
+        self.epoch, self.step, self.steps = epoch, step, steps
+        self.active = int(stop.active.sum())
+        seen = [b for b in stop.best_metric if b > float("-inf")]
+        self.best = max(seen) if seen else None
+        point = (time.monotonic(), self.progress)
+        self.first = self.first or point
+        self.latest = point
+
+    def where(self) -> str:
+        epochs = self.cfg.epochs
+        if self.step:
+            return f"epoch {self.epoch + 1}/{epochs} step {self.step}/{self.steps}"
+        return f"{self.epoch}/{epochs} epochs"
+
+    def info(self) -> str:
+        best = ""
+        if self.best is not None:
+            best = (f"  best AUC {self.best:.3f}" if self.cfg.early_stop_metric == "val_auc"
+                    else f"  best val loss {-self.best:.4f}")
+        return f"seeds {self.active}/{self.seeds} training{best}"
+
+    def eta(self) -> str | None:
+        """Time left if every remaining epoch runs (early stopping may end it sooner), from the
+        pace measured since the first report."""
+        if not self.first or self.latest[0] <= self.first[0] or self.latest[1] <= self.first[1]:
+            return None
+        rate = (self.latest[1] - self.first[1]) / (self.latest[0] - self.first[0])
+        return _duration((self.cfg.epochs - self.progress) / rate)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}" if count < 10 * scale else f"{count / scale:.0f} {unit}"
+    return f"{count} B"
 
 
 def _fmt(value) -> str:

@@ -20,6 +20,18 @@ the check that it equals the meta's epoch. Steps of format 1 (fembed before meta
 still restored, their meta unverified, with a logged warning: they are what `fembed evaluate`
 reads of runs finished by that release.
 
+Two more kinds of checkpoint, both of the same two items:
+
+* a step saved *inside* an epoch (fit.py, on a stop request) is the step of the epoch in
+  progress; its meta has ``position`` and its state a ``position`` entry. Saving the end of that
+  epoch later replaces it (steps >= the epoch saved are deleted first). ``restore_latest`` takes
+  a function of the meta for such differing targets.
+* ``selected/`` holds one step of part of a finished experiment's state (its selected weights:
+  ``save_selected``); its meta lists the ``items`` kept. ``free("best")`` then deletes the
+  per-epoch steps and ``restore_latest`` falls back to it, restoring just those items: what
+  `fembed evaluate` reads, at an eighth of the size of the two last steps (no optimizer state,
+  no second copy of the weights).
+
 Crash safety comes from orbax: a step is written to ``<step>.orbax-checkpoint-tmp`` and
 renamed to ``<step>`` only when complete; unfinished tmp dirs are never listed as steps, are
 removed at start-up, and are replaced if the same step is saved again.
@@ -45,7 +57,8 @@ from fembed_jax import faults
 from fembed_jax.atomic import fsync_directory
 from fembed_jax.results_io import content_digest, to_jsonable
 
-__all__ = ["Checkpointer", "CheckpointWarning", "RestoredCheckpoint", "meta_digest", "state_digest"]
+__all__ = ["Checkpointer", "CheckpointWarning", "Freed", "KEEP", "RestoredCheckpoint", "meta_digest",
+           "state_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +67,10 @@ _UNSEALED_FORMAT = 1  # saved before meta_sha256 existed
 _META_DIGEST = "meta_sha256"
 _RESERVED_META = ("epoch", "state_sha256", _META_DIGEST, "checkpoint_format", "saved_at")
 _INTERNAL_META = ("state_sha256", _META_DIGEST, "checkpoint_format")  # not handed back to callers
+SELECTED_DIR = "selected"  # under an experiment's directory: the selected weights of a finished run
+# What free() keeps of a finished experiment: its selected weights only, its last state (which
+# holds them too), or every step.
+KEEP = ("best", "last", "all")
 
 
 class CheckpointWarning(UserWarning):
@@ -64,6 +81,17 @@ class RestoredCheckpoint(NamedTuple):
     epoch: int
     state: Any
     meta: dict[str, Any]
+
+
+class Freed(NamedTuple):
+    before: int  # bytes of the experiment's checkpoints
+    after: int
+    kept: str  # what is left: "best", "last" or "all"
+
+
+def tree_bytes(root: pathlib.Path) -> int:
+    """Bytes of the files under ``root`` (0 when it does not exist)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
 
 
 def _host_array(leaf: Any) -> np.ndarray:
@@ -181,6 +209,15 @@ def _fsync_tree(root: pathlib.Path) -> None:
                 os.close(fd)
         fsync_directory(pathlib.Path(dirpath))
     fsync_directory(root.parent)
+
+
+def _items_of(abstract_state: Any, meta: Mapping[str, Any]) -> Any:
+    """The target of a ``selected/`` step: the caller's target, cut to the items it holds
+    (``None`` for all: restored as saved)."""
+    wanted = abstract_state(meta) if callable(abstract_state) else abstract_state
+    if wanted is None:
+        return None
+    return {key: wanted[key] for key in meta.get("items", ())}
 
 
 class Checkpointer:
@@ -312,11 +349,20 @@ class Checkpointer:
         newest first; a step with unreadable files, whose meta fails its digest or names
         another epoch, from another config, or whose restored contents fail the state digest
         is skipped with a ``CheckpointWarning``: it is never resumed from.
+
+        ``abstract_state`` may also be a function of a step's meta returning its target (steps
+        saved inside an epoch hold more). When no per-epoch step is usable, the ``selected/``
+        checkpoint (``save_selected``) is tried: its state holds only the items it lists.
         """
+        found = self._restore_steps(abstract_state)
+        if found is None and (self.directory / SELECTED_DIR).is_dir():
+            found = self._selected().restore_latest(functools.partial(_items_of, abstract_state))
+        return found
+
+    def _restore_steps(self, abstract_state: Any) -> RestoredCheckpoint | None:
         steps = self.steps()
         if not steps:
             return None
-        target = jax.tree.map(_abstract_leaf, abstract_state)
         manager = self._mgr()
         ocp = _orbax()
         for step in reversed(steps):
@@ -332,6 +378,12 @@ class Checkpointer:
                 continue
             if meta.get("config_hash") != self.config_hash:
                 self._skip(path, f"saved for config {meta.get('config_hash')!r}, not {self.config_hash!r}")
+                continue
+            try:
+                wanted = abstract_state(meta) if callable(abstract_state) else abstract_state
+                target = jax.tree.map(_abstract_leaf, wanted)
+            except KeyError as err:  # the caller's target lacks an item this step holds
+                self._skip(path, f"holds {err} that this restore does not expect")
                 continue
             try:
                 state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
@@ -350,6 +402,50 @@ class Checkpointer:
 
     def _skip(self, path: pathlib.Path, why: str) -> None:
         warnings.warn(f"checkpoint {path}: {why}; trying an older one", CheckpointWarning, stacklevel=3)
+
+    # -- a finished experiment ----------------------------------------------------------------
+
+    def _selected(self) -> Checkpointer:
+        return Checkpointer(self.directory / SELECTED_DIR, self.config_hash, max_to_keep=1, fsync=self.fsync)
+
+    def save_selected(self, epoch: int, state: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> pathlib.Path:
+        """Save part of a finished experiment's state (a mapping: its selected weights and
+        whatever else it needs) as ``selected/<epoch>``; it replaces any earlier one."""
+        with self._selected() as selected:
+            return selected.save(epoch, dict(state), {**dict(meta or {}), "items": sorted(state)})
+
+    def free(self, keep: str) -> Freed:
+        """Delete what a finished experiment no longer needs; returns the bytes before and after.
+
+        "best": only ``selected/`` stays, once it proved intact (its digests checked); without
+        one, "last" is done instead. "last": the newest per-epoch step (the last state, which
+        also holds the best weights). "all": nothing is deleted. Steps go oldest first, so a
+        crash midway leaves a restorable newest step.
+        """
+        if keep not in KEEP:
+            raise ValueError(f"checkpoints in {self.directory}: keep must be one of {KEEP}, got {keep!r}")
+        before = tree_bytes(self.directory)
+        if keep == "all":
+            return Freed(before, before, keep)
+        steps = self.steps()
+        if keep == "best" and not self._selected_intact():
+            keep = "last"
+        manager = self._mgr() if steps else None
+        for step in steps if keep == "best" else steps[:-1]:
+            manager.delete(step)
+        if keep == "last" and steps:
+            shutil.rmtree(self.directory / SELECTED_DIR, ignore_errors=True)
+        if self.fsync and self.directory.exists():
+            fsync_directory(self.directory)
+        return Freed(before, tree_bytes(self.directory), keep)
+
+    def _selected_intact(self) -> bool:
+        """The selected/ step restores (as saved, no target) and matches both its digests."""
+        if not (self.directory / SELECTED_DIR).is_dir():
+            return False
+        with self._selected() as selected, warnings.catch_warnings():
+            warnings.simplefilter("ignore", CheckpointWarning)
+            return selected.restore_latest(lambda meta: None) is not None
 
     def clear(self) -> None:
         """Delete every checkpoint of this experiment (``--force``, or its config changed)."""

@@ -348,3 +348,86 @@ def test_resume_on_another_device_count(tmp_path):
         restored = ckpt.restore_latest(target)
     assert restored is not None
     np.testing.assert_array_equal(np.asarray(restored.state["w"]), np.arange(12.0).reshape(2, 6))
+
+
+# -- a step inside an epoch, and what a finished experiment keeps ------------------------------
+
+def test_the_target_may_depend_on_the_step_meta(tmp_path, abstract):
+    """A step saved inside an epoch holds more (its position): the caller picks its target by
+    the meta."""
+    inside = {**make_state(1.0), "position": {"step": np.int32(3), "losses": np.arange(5, dtype=np.float32)}}
+    with Checkpointer(tmp_path / "c", "h") as ckpt:
+        ckpt.save(0, make_state())
+        ckpt.save(1, inside, {"position": {"step": 3, "steps": 5}})
+        targets = []
+
+        def target(meta):
+            targets.append(meta.get("position"))
+            if not meta.get("position"):
+                return abstract
+            return {**abstract, "position": {"step": np.int32(0), "losses": np.zeros(5, np.float32)}}
+
+        restored = ckpt.restore_latest(target)
+    assert restored.epoch == 1 and targets == [{"step": 3, "steps": 5}]
+    assert_same(inside, restored.state)
+
+
+def finished(directory: pathlib.Path, *, selected: bool = True) -> Checkpointer:
+    """The checkpoints a finished run leaves: its last two steps, and its selected weights."""
+    ckpt = Checkpointer(directory, "h")
+    for epoch in range(4):
+        ckpt.save(epoch, make_state(float(epoch)), {"history": list(range(epoch + 1))})
+    if selected:
+        state = make_state(3.0)
+        ckpt.save_selected(3, {"params": state["params"], "epoch": 3}, {"history": [0, 1, 2, 3]})
+    return ckpt
+
+
+def test_keep_best_leaves_only_the_selected_weights_and_they_restore(tmp_path, abstract):
+    ckpt = finished(tmp_path / "c")
+    with ckpt:
+        freed = ckpt.free("best")
+        assert ckpt.steps() == [] and sorted(p.name for p in (tmp_path / "c").iterdir()) == ["selected"]
+        assert freed.kept == "best" and freed.after < freed.before / 4
+        restored = ckpt.restore_latest(abstract)  # the caller's whole target: only its items come back
+    assert restored.epoch == 3 and sorted(restored.state) == ["epoch", "params"]
+    assert_same(make_state(3.0)["params"], restored.state["params"])
+    assert restored.meta["history"] == [0, 1, 2, 3]
+
+
+def test_the_per_epoch_steps_are_preferred_while_they_exist(tmp_path, abstract):
+    with finished(tmp_path / "c") as ckpt:
+        restored = ckpt.restore_latest(abstract)
+    assert restored.epoch == 3 and "opt_state" in restored.state
+
+
+def test_keep_last_leaves_the_newest_step(tmp_path, abstract):
+    with finished(tmp_path / "c") as ckpt:
+        freed = ckpt.free("last")
+        assert ckpt.steps() == [3] and not (tmp_path / "c" / "selected").exists()
+        assert freed.kept == "last" and freed.after < freed.before
+        assert_same(make_state(3.0), ckpt.restore_latest(abstract).state)
+
+
+def test_keep_all_deletes_nothing(tmp_path):
+    with finished(tmp_path / "c") as ckpt:
+        freed = ckpt.free("all")
+        assert ckpt.steps() == [2, 3] and freed.before == freed.after
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbled"])
+def test_keep_best_without_intact_selected_weights_keeps_the_last_state(tmp_path, abstract, damage):
+    """Run by an older fembed (no selected/), or selected/ damaged: the last state stays, as it
+    holds the best weights too."""
+    ckpt = finished(tmp_path / "c", selected=damage != "missing")
+    if damage == "garbled":
+        garble(largest_file(tmp_path / "c" / "selected" / "3" / "state"))
+    with ckpt:
+        freed = ckpt.free("best")
+        assert freed.kept == "last" and ckpt.steps() == [3]
+        assert_same(make_state(3.0), ckpt.restore_latest(abstract).state)
+
+
+def test_keep_must_be_known(tmp_path):
+    with pytest.raises(ValueError, match="keep must be one of"):
+        Checkpointer(tmp_path / "c", "h").free("some")

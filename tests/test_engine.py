@@ -99,3 +99,92 @@ def test_should_stop_interrupts_after_the_epoch(engine):
         fit(tiny_config(epochs=4), engine.data, [42, 43], on_epoch=calls.append, should_stop=lambda: True,
             engine=engine)
     assert info.value.epoch == 0 and len(calls) == 1
+
+
+def _train(engine, keys, active, epochs: int, chunk: int | None):
+    engine.steps_per_chunk = chunk
+    params, opt = engine.init(keys)
+    losses = []
+    for epoch in range(epochs):
+        params, opt, loss = engine.train_epoch(params, opt, keys, epoch, active)
+        losses.append(np.asarray(loss))
+    return jax.tree.map(np.asarray, (params, opt)), losses
+
+
+def test_an_epoch_in_chunks_equals_one_loop_over_all_its_batches(engine):
+    """Chunks run the same step on the same batches and keys in the same order: bit-identical
+    params, optimizer state and mean loss whatever the chunk size (the whole epoch in one chunk
+    is the loop of before chunks existed)."""
+    keys, active = seed_keys([42, 43, 44]), np.array([True, True, False])
+    whole = _train(engine, keys, active, 2, engine.n_batches)
+    try:
+        for chunk in (1, 2, 3):
+            got = _train(engine, keys, active, 2, chunk)
+            assert leaves_equal(got[0], whole[0]), chunk
+            for a, b in zip(got[1], whole[1]):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        engine.steps_per_chunk = None
+
+
+def test_an_epoch_resumed_at_a_batch_ends_as_an_uninterrupted_one(engine):
+    keys, active = seed_keys([42, 43]), np.array([True, True])
+    engine.steps_per_chunk = 2
+    try:
+        params, opt = engine.init(keys)
+        uninterrupted = engine.train_epoch(params, opt, keys, 1, active)
+        saved = {}
+
+        def between(steps, params, opt_state, losses):  # what a checkpoint of the position holds
+            saved.update(steps=steps.copy(), state=jax.device_get((params, opt_state, losses)))
+            raise KeyboardInterrupt
+
+        params, opt = engine.init(keys)
+        with pytest.raises(KeyboardInterrupt):
+            engine.train_epoch(params, opt, keys, 1, active, between=between)
+        assert saved["steps"].tolist() == [2, 2]
+        p, o, losses = saved["state"]
+        resumed = engine.train_epoch(p, o, keys, 1, active, start=saved["steps"], losses=losses)
+        assert leaves_equal(resumed, uninterrupted)
+    finally:
+        engine.steps_per_chunk = None
+
+
+def test_members_resuming_at_different_batches_join_at_their_own(engine):
+    """A group's members may stand at different batches (separate checkpoints): each trains
+    only from its own; the result equals the uninterrupted epoch for both."""
+    keys, active = seed_keys([42, 43]), np.array([True, True])
+    engine.steps_per_chunk = 2
+    try:
+        params, opt = engine.init(keys)
+        uninterrupted = engine.train_epoch(params, opt, keys, 0, active)
+        states = {}
+
+        def between(steps, params, opt_state, losses):
+            states[int(steps[0])] = jax.device_get((params, opt_state, losses))
+            if steps[0] == 4:
+                raise KeyboardInterrupt
+
+        params, opt = engine.init(keys)
+        with pytest.raises(KeyboardInterrupt):
+            engine.train_epoch(params, opt, keys, 0, active, between=between)
+        # member 0 as it was at batch 4, member 1 as it was at batch 2
+        rows = [jax.tree.map(lambda x, k=k: x[k], states[b]) for k, b in ((0, 4), (1, 2))]
+        p, o, losses = jax.tree.map(lambda *xs: np.stack(xs), *rows)
+        resumed = engine.train_epoch(p, o, keys, 0, active, start=np.array([4, 2]), losses=losses)
+        assert leaves_equal(resumed, uninterrupted)
+    finally:
+        engine.steps_per_chunk = None
+
+
+def test_step_time_sizes_the_chunks(engine):
+    from fembed_jax.train import engine as engine_module
+
+    fresh = Engine(tiny_config(), engine.data)
+    assert fresh._chunk_steps() == 1  # not measured yet: one step
+    fresh.step_seconds = engine_module.CHUNK_SECONDS / 3
+    assert fresh._chunk_steps() == 3
+    fresh.step_seconds = 10 * engine_module.CHUNK_SECONDS
+    assert fresh._chunk_steps() == 1
+    fresh.steps_per_chunk = 5
+    assert fresh._chunk_steps() == 5

@@ -143,3 +143,110 @@ def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path, share
     resumed = results_of(killed, "TT-01")
     assert resumed["training"]["resumed_from_epoch"] >= 1
     assert comparable(resumed) == comparable(results_of(clean, "TT-01"))
+
+
+def test_a_done_experiment_keeps_only_its_selected_weights_unless_asked(tmp_path, capsys):
+    """--keep best (default): checkpoints/<ID>/ shrinks to selected/, which `fembed evaluate`
+    restores; --keep last leaves the last step, --keep all the last two."""
+    registry = make_project(tmp_path)
+    assert main(["--registry", str(registry), "run", "--exp-id", "TT-01"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    ckpt = tmp_path / "checkpoints" / "TT-01"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["selected"]
+    assert "TT-01: checkpoints " in out and "(kept the selected weights)" in out
+    before, after = out.split("TT-01: checkpoints ")[1].split(" (kept")[0].split(" → ")
+    assert before != after
+    code = main(["--registry", str(registry), "evaluate", "TT-01", "--split", "val"])
+    assert code == 0 and "matches results.json" in capsys.readouterr().out
+
+    for keep, steps in (("last", ["1"]), ("all", ["0", "1"])):
+        assert main(["--registry", str(registry), "run", "--exp-id", "TT-01", "--force",
+                     "--keep", keep]) == 0
+        assert sorted(p.name for p in ckpt.iterdir()) == steps, keep
+        code = main(["--registry", str(registry), "evaluate", "TT-01", "--split", "val"])
+        assert code == 0 and "matches results.json" in capsys.readouterr().out
+
+
+def test_ctrl_c_inside_an_epoch_saves_the_position_and_the_run_resumes_from_it(tmp_path, capsys):
+    """SIGINT mid-epoch (between chunks of 4 steps): the runner says where it stops, saves the
+    position, exits 130; the same command resumes from that batch and ends like a clean run."""
+    from fembed_jax import faults
+
+    clean, stopped = tmp_path / "clean", tmp_path / "stopped"
+    assert main(["--registry", str(make_project(clean, epochs=3)), "run", "--exp-id", "TT-01"]) == 0
+    registry = make_project(stopped, epochs=3)
+    faults.arm("fit.chunk_trained:9:sigint")  # 30 batches an epoch: chunks end at 4, 8, ..., 28, 30
+    try:
+        code = main(["--registry", str(registry), "run", "--exp-id", "TT-01", "--chunk-steps", "4"])
+    finally:
+        faults.disarm()
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 130, out
+    assert "SIGINT: stopping after the steps in progress" in out
+    assert "stopping: saving the position inside epoch 2 (step 8/30) of TT-01…" in out
+    assert ("stopped by SIGINT: TT-01 inside epoch 2/3 (step 8/30); that position is checkpointed "
+            "and the same command resumes from there.") in out
+    assert sorted(p.name for p in (stopped / "checkpoints" / "TT-01").iterdir()) == ["0", "1"]
+
+    assert main(["--registry", str(registry), "run", "--exp-id", "TT-01"]) == 0
+    resumed = results_of(stopped, "TT-01")
+    assert resumed["training"]["resumed_from_epoch"] == 0
+    assert comparable(resumed) == comparable(results_of(clean, "TT-01"))
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _display_events(display, cfg):
+    from fembed_jax.train.early_stopping import StopState
+    from fembed_jax.train.fit import EpochReport, StepReport
+
+    stop = StopState.fresh(2)
+    display.event("start", cfg=cfg, position=0, total=2, seeds=2, group=[cfg.exp_id])
+    for epoch in range(2):
+        for step in (100, 200, 300):
+            yield
+            display.event("step", cfg=cfg, report=StepReport(epoch, step, 400, stop.active.copy(), stop))
+        stop.best_metric[:] = [0.61 + epoch / 100, 0.58]
+        yield
+        display.event("epoch", cfg=cfg, elapsed=0.0, report=EpochReport(
+            epoch, np.zeros(2), np.zeros(2), [0.6, 0.5], np.ones(2, bool), np.ones(2, bool), stop, 1.0))
+    display.event("stopping", cfg=cfg, epoch=2, step=120, steps=400)
+    display.event("freed", cfg=cfg, before=48_000_000, after=6_000_000, kept="best")
+    display.event("end", cfg=cfg, record={"val_metrics": {"precision": 0.5, "recall": 0.4, "auc": 0.6}})
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_without_a_terminal_progress_is_a_line_every_30_seconds(monkeypatch, capsys, quiet):
+    """rich draws no bars into a log file: the display writes one line per experiment in
+    training every LOG_EVERY_S instead (with its step, seeds, best metric and an ETA from the
+    measured pace); -q writes none, and no notes."""
+    from cli import cmd_run
+    from helpers import tiny_config
+
+    clock = _Clock()
+    monkeypatch.setattr(cmd_run.time, "monotonic", clock)
+    cfg = tiny_config(exp_id="FE-06", epochs=10)
+    with cmd_run._Display(2, quiet=quiet, live=False) as display:
+        for _ in _display_events(display, cfg):
+            clock.now += 10  # an event every 10 s
+    lines = capsys.readouterr().out.splitlines()
+    progress = [line for line in lines if "ETA" in line or "seeds 2/2" in line]
+    assert "FE-06: precision 0.500 recall 0.400 AUC 0.600 (mean of 2 seeds)" in lines
+    assert "stopping: saving the position inside epoch 3 (step 120/400) of FE-06…" in lines
+    if quiet:
+        assert not progress and not any("checkpoints" in line or "training 2 seed" in line for line in lines)
+        return
+    assert "FE-06 (1/2): training 2 seed(s), up to 10 epochs" in lines
+    assert "FE-06: checkpoints 48 MB → 6.0 MB (kept the selected weights)" in lines
+    assert len(progress) == 2  # 80 s of events: at 30 s and 60 s
+    first, second = progress
+    # the pace since the first report: a quarter epoch per 10 s
+    assert "FE-06 (1/2): epoch 1/10 step 300/400, seeds 2/2 training, ETA ≤ 6m10s" in first
+    assert ("FE-06 (1/2): epoch 2/10 step 200/400, seeds 2/2 training  best AUC 0.610, "
+            "ETA ≤ 5m40s; queue 0/2 done") in second

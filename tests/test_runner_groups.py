@@ -105,12 +105,12 @@ def test_an_interrupted_group_resumes_each_member(tmp_path, monkeypatch):
                  "GR-02"]) == 0
     original = fit_module.Member
 
-    def member_with_signal(cfg, seeds, checkpointer=None, on_epoch=None):
+    def member_with_signal(cfg, seeds, checkpointer=None, on_epoch=None, *args, **kwargs):
         def hook(report):
             on_epoch(report)
             if cfg.exp_id == "GR-02" and report.epoch == 0:
                 signal.raise_signal(signal.SIGINT)  # handled by the runner: stop after this epoch
-        return original(cfg, seeds, checkpointer, hook)
+        return original(cfg, seeds, checkpointer, hook, *args, **kwargs)
 
     monkeypatch.setattr(fit_module, "Member", member_with_signal)
     registry = project(stopped)

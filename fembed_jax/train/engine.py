@@ -1,8 +1,13 @@
 """The compiled part of training: many (experiment, seed) members in one jit(vmap(...)) program.
 
-Pure functions over pytrees. A training epoch is one `lax.scan` over shuffled batches; windows are
-gathered from the (rows, features) matrix inside the step, so no host round-trip happens inside
-an epoch and a500 never holds 80 copies of its data.
+Pure functions over pytrees. A training epoch is a loop over shuffled batches run in *chunks*:
+each chunk is one compiled call over batches [start, stop) of the epoch, and the epoch's order
+and dropout keys depend only on (seed, epoch), never on where the chunks begin, so a chunked
+epoch is the same sequence of the same step as one loop over all batches (bit-identical: checked
+in tests/test_engine.py). Between chunks the host can poll a stop flag, report progress and
+checkpoint the position inside the epoch; `train_epoch` sizes chunks so that one takes about
+CHUNK_SECONDS. Windows are gathered from the (rows, features) matrix inside the step, so no host
+round-trip happens inside a chunk and a500 never holds 80 copies of its data.
 
 The vmapped axis holds *members*: the seeds of one experiment, or the seeds of several
 experiments that share the program's static structure (same shapes, loss family, dropout) and
@@ -22,7 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -37,6 +44,17 @@ from fembed_jax.optim import make_optimizer, set_hyperparams
 
 PyTree = Any
 MEMBER_AXIS = "members"
+# A chunk of steps aims at this many seconds: a stop request waits for at most one chunk, and
+# progress is reported after each. The first chunk of an engine is one step (its time is not
+# known yet, and on a CPU one step of a large experiment takes tens of seconds).
+CHUNK_SECONDS = 5.0
+_POLL_SECONDS = 0.05  # how often the host wakes while a chunk runs (signals are handled then)
+
+
+class StopWaiting(Exception):
+    """Raised by a `poll()` to give up on the computation in flight: the caller goes on with the
+    state from before it (nothing of it is lost but the abandoned steps) and the computation
+    runs to its end unobserved (`in_flight()`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +110,8 @@ def _padded_batches(order: jax.Array, batch_size: int) -> tuple[jax.Array, jax.A
 class Engine:
     """Compiled init / train-epoch / evaluate for one program structure and any member count."""
 
-    def __init__(self, cfg: ExperimentConfig, data: DeviceData, devices: Sequence | None = None):
+    def __init__(self, cfg: ExperimentConfig, data: DeviceData, devices: Sequence | None = None,
+                 steps_per_chunk: int | None = None):
         self.cfg = cfg
         self.model = build_model(cfg)
         self.loss_fn = losses.loss_fn_from_hparams(cfg.loss)
@@ -108,11 +127,17 @@ class Engine:
             self.mesh = jax.sharding.Mesh(np.array(devices), (MEMBER_AXIS,),
                                           axis_types=(jax.sharding.AxisType.Auto,))
         self.data = self._replicated(data)
+        self.n_batches = math.ceil(self.data.size("train") / cfg.batch_size)
+        # None: sized from the measured step time (CHUNK_SECONDS); a number fixes it (tests).
+        self.steps_per_chunk = steps_per_chunk
+        self.step_seconds: float | None = None  # measured; shared by every epoch of this engine
         self._init = jax.jit(jax.vmap(self._init_one))
-        # Params and optimizer state are donated: an epoch updates them in place.
-        self._epoch = jax.jit(
-            jax.vmap(self._epoch_one, in_axes=(0, 0, 0, 0, 0, 0, None, None, None)),
-            donate_argnums=(0, 1))
+        # Not donated: the state before a chunk stays valid while the chunk runs, so a stop that
+        # cannot wait for a long chunk still saves every step done before it. The chunk's
+        # bounds are not vmapped: every member runs the same batch indices.
+        self._chunk = jax.jit(
+            jax.vmap(self._chunk_one, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None, None, None, None)))
+        self._mean = jax.jit(jax.vmap(jnp.mean))
         self._eval = jax.jit(jax.vmap(self._eval_one, in_axes=(0, 0, None, None, None)))
 
     # ---- placement ---------------------------------------------------------------------------
@@ -155,20 +180,27 @@ class Engine:
         params = self.model.init({"params": k_params, "dropout": k_dropout}, dummy, train=False)["params"]
         return params, self.tx.init(params)
 
-    def _epoch_one(self, params, opt_state, active, raw_key, epoch, hparams, matrix, starts, labels):
-        """One member, one epoch: shuffle, scan over batches; returns params, opt state, mean loss.
+    def _chunk_one(self, params, opt_state, losses, active, running, raw_key, epoch, hparams,
+                   start, stop, matrix, starts, labels):
+        """One member, batches [start, stop) of one epoch; returns params, opt state and the
+        (n_batches,) buffer of per-batch losses with entries [start, stop) filled in.
 
-        A member that early stopping froze (active=False) gets its inputs back unchanged.
+        The epoch's shuffle and dropout keys are drawn whole from (seed, epoch) and indexed, so a
+        batch gets the same indices and key whichever chunk runs it. A member that early stopping
+        froze (active=False) keeps its params and optimizer state at every step (its losses are
+        those of the frozen weights); one that is not `running` (it resumes at a later batch)
+        keeps its losses too.
         """
         key = jax.random.fold_in(_key(raw_key), epoch + 1)
         k_perm, k_drop = jax.random.split(key)
         order = jax.random.permutation(k_perm, starts.shape[0])
         batches, masks = _padded_batches(order, self.cfg.batch_size)
         drop_keys = jax.random.split(k_drop, batches.shape[0])
+        learning = jnp.logical_and(active, running)
 
-        def step(carry, batch):
-            params, opt_state = carry
-            idx, mask, k = batch
+        def step(i, carry):
+            params, opt_state, losses = carry
+            idx, mask, k = batches[i], masks[i], drop_keys[i]
             x = self._gather(matrix, starts[idx])
             y = labels[idx]
 
@@ -177,16 +209,13 @@ class Engine:
                 return self.loss_fn(probs, y, hparams, mask) + aux
 
             loss, grads = jax.value_and_grad(objective)(params)
-            updates, opt_state = self.tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+            updates, new_opt = self.tx.update(grads, opt_state, params)
+            keep = lambda new, old: jnp.where(learning, new, old)  # noqa: E731
+            return (jax.tree.map(keep, optax.apply_updates(params, updates), params),
+                    jax.tree.map(keep, new_opt, opt_state),
+                    jnp.where(running, losses.at[i].set(loss), losses))
 
-        (new_params, new_opt), batch_losses = jax.lax.scan(step, (params, opt_state),
-                                                           (batches, masks, drop_keys))
-        keep = lambda new, old: jnp.where(active, new, old)  # noqa: E731
-        params = jax.tree.map(keep, new_params, params)
-        opt_state = jax.tree.map(keep, new_opt, opt_state)
-        # The original reports the unweighted mean of per-batch losses.
-        return params, opt_state, batch_losses.mean()
+        return jax.lax.fori_loop(start, stop, step, (params, opt_state, losses))
 
     def _eval_one(self, params, hparams, matrix, starts, labels):
         """Probabilities for every window of a split, and the mean of per-batch losses."""
@@ -204,10 +233,12 @@ class Engine:
 
     # ---- public API (all members at once) ----------------------------------------------------
     def init(self, keys: jax.Array, learning_rates: Sequence[float] | None = None,
-             weight_decays: Sequence[float] | None = None) -> tuple[PyTree, PyTree]:
-        """Fresh params and optimizer state for each member; per-member lr / weight decay."""
+             weight_decays: Sequence[float] | None = None,
+             poll: Callable[[], None] | None = None) -> tuple[PyTree, PyTree]:
+        """Fresh params and optimizer state for each member; per-member lr / weight decay.
+        `poll` as in train_epoch (compiling this may take a minute)."""
         self._check_members(keys.shape[0])
-        params, opt_state = self._init(self.shard(keys))
+        params, opt_state = _call(self._init, (self.shard(keys),), poll)
         if learning_rates is not None or weight_decays is not None:
             opt_state = set_hyperparams(
                 opt_state,
@@ -216,26 +247,135 @@ class Engine:
             opt_state = self.shard(opt_state)
         return params, opt_state
 
-    def train_epoch(self, params, opt_state, keys, epoch, active: np.ndarray, hparams: dict | None = None):
+    def train_epoch(self, params, opt_state, keys, epoch, active: np.ndarray, hparams: dict | None = None,
+                    *, start: int | np.ndarray = 0, losses=None,
+                    between: Callable[..., None] | None = None,
+                    poll: Callable[[], None] | None = None, per_batch: bool = False):
         """Train every member one epoch; members with active=False keep their params and state.
 
-        `epoch` is an int or a per-member (M,) array; `params` and `opt_state` are donated: use
-        the returned ones. Returns (params, opt_state, (M,) mean train loss).
-        """
-        n = keys.shape[0]
-        epochs = np.broadcast_to(np.asarray(epoch, np.int32), (n,))
-        hparams = hparams if hparams is not None else self.member_hparams(None, n)
-        return self._epoch(params, opt_state, self.shard(np.asarray(active, bool)),
-                           self.shard(keys), self.shard(epochs), hparams,
-                           self.data.matrix, self.data.starts["train"], self.data.labels["train"])
+        `epoch` is an int or a per-member (M,) array. Returns (params, opt_state, (M,) mean
+        train loss), or with `per_batch` the (M, n_batches) per-batch losses (`mean_loss`
+        gives the mean).
 
-    def evaluate(self, params, split: str = "val", hparams: dict | None = None):
-        """(M, n) probabilities and (M,) mean batch loss on a split."""
+        Resuming inside an epoch: `start` is the next batch of each member (an int or (M,)) and
+        `losses` the (M, n_batches) per-batch losses of the batches already done. A member
+        trains only from its own start (it sits out the chunks before it). After every chunk
+        that does not end the epoch, `between(steps, params, opt_state, losses)` is called with
+        each member's next batch (it may checkpoint that state, or raise to stop). While a chunk
+        compiles or runs, `poll()` is called every _POLL_SECONDS (signals are handled then); when
+        it raises StopWaiting, `between` is called once more with the state before that chunk
+        (to save it) and StopWaiting propagates unless `between` raised something else.
+        """
+        n, total = keys.shape[0], self.n_batches
+        epochs = self.shard(np.broadcast_to(np.asarray(epoch, np.int32), (n,)).copy())
+        hparams = hparams if hparams is not None else self.member_hparams(None, n)
+        active = np.asarray(active, bool)
+        active_on = self.shard(active)
+        begin = np.broadcast_to(np.asarray(start, np.int64), (n,)).copy()
+        if losses is None:
+            losses = self.shard(jnp.zeros((n, total), jnp.float32))
+        keys = self.shard(keys)
+        # Chunk boundaries include every member's start, so each member joins at a boundary.
+        joins = sorted({int(b) for b in begin[active]} | {total}) if active.any() else [total]
+        at = joins[0]
+        while at < total:
+            stop = min(at + self._chunk_steps(), total, next(j for j in joins if j > at))
+            running = self.shard(begin <= at)
+            t0 = time.monotonic()
+            try:
+                params, opt_state, losses = _call(self._chunk, (
+                    params, opt_state, losses, active_on, running, keys, epochs, hparams,
+                    np.int32(at), np.int32(stop), self.data.matrix, self.data.starts["train"],
+                    self.data.labels["train"]), poll)
+            except StopWaiting:
+                if between is not None:
+                    between(np.maximum(begin, at), params, opt_state, losses)
+                raise
+            self._measured(time.monotonic() - t0, stop - at)
+            at = stop
+            if at < total and between is not None:
+                between(np.maximum(begin, at), params, opt_state, losses)
+        return params, opt_state, losses if per_batch else self.mean_loss(losses)
+
+    def mean_loss(self, losses) -> jax.Array:
+        """(M,) epoch train loss from the (M, n_batches) per-batch losses: their unweighted
+        mean, as the original reports it."""
+        return self._mean(losses)
+
+    def _chunk_steps(self) -> int:
+        if self.steps_per_chunk:
+            return self.steps_per_chunk
+        if self.step_seconds is None:
+            return 1
+        return max(1, int(CHUNK_SECONDS / max(self.step_seconds, 1e-6)))
+
+    def _measured(self, seconds: float, steps: int) -> None:
+        """Step time from the latest chunk. The first call's includes compiling (or loading) the
+        program: it only makes the next chunk too short, and that one corrects it."""
+        self.step_seconds = seconds / steps
+
+    def evaluate(self, params, split: str = "val", hparams: dict | None = None,
+                 poll: Callable[[], None] | None = None):
+        """(M, n) probabilities and (M,) mean batch loss on a split; `poll` as in train_epoch."""
         n = jax.tree.leaves(params)[0].shape[0]
         hparams = hparams if hparams is not None else self.member_hparams(None, n)
-        probs, loss = self._eval(params, hparams, self.data.matrix, self.data.starts[split],
-                                 self.data.labels[split])
+        probs, loss = _call(self._eval, (params, hparams, self.data.matrix, self.data.starts[split],
+                                         self.data.labels[split]), poll)
         return np.asarray(probs), np.asarray(loss)
+
+
+# Computations started by _call that may still run: [dispatching thread, output leaves].
+_pending: list[list] = []
+
+
+def in_flight() -> bool:
+    """Whether a computation given up on (StopWaiting, or a KeyboardInterrupt while waiting)
+    may still be compiling or running. The interpreter's exit waits for it to finish; a command
+    that means to quit at once leaves with os._exit instead (cli/cmd_run.py)."""
+    _pending[:] = [entry for entry in _pending
+                   if entry[0].is_alive() or not all(x.is_ready() for x in entry[1])]
+    return bool(_pending)
+
+
+def _call(fn: Callable, args: tuple, poll: Callable[[], None] | None):
+    """fn(*args), its outputs computed, while this thread stays responsive.
+
+    A jitted call compiles (minutes, for a large experiment on a CPU, the first time) and then
+    runs asynchronously. Both are waited for here in Python sleeps, not inside XLA, so signal
+    handlers run at once (a second Ctrl-C aborts mid-compile) and `poll()` may give up by
+    raising StopWaiting: the call then goes on in its daemon thread, unobserved."""
+    if poll is None:
+        out = fn(*args)
+        jax.block_until_ready(out)
+        return out
+    box: dict[str, Any] = {}
+
+    def dispatch() -> None:
+        try:
+            box["out"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=dispatch, daemon=True, name="fembed-dispatch")
+    entry = [thread, []]
+    _pending.append(entry)
+    thread.start()
+    pause = [0.0005]  # short calls (small experiments) must not wait a whole poll period
+
+    def wait(busy: Callable[[], bool]) -> None:
+        while busy():
+            poll()
+            time.sleep(pause[0])
+            pause[0] = min(2 * pause[0], _POLL_SECONDS)
+
+    wait(thread.is_alive)
+    if "error" in box:
+        _pending.remove(entry)
+        raise box["error"]
+    entry[1] = [x for x in jax.tree.leaves(box["out"]) if isinstance(x, jax.Array)]
+    wait(lambda: not all(x.is_ready() for x in entry[1]))
+    _pending.remove(entry)
+    return box["out"]
 
 
 def select_members(mask: np.ndarray, new: PyTree, old: PyTree) -> PyTree:

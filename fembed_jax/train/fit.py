@@ -1,16 +1,25 @@
 """The epoch loop: train experiments' seeds together, evaluate, early-stop per seed, checkpoint.
 
 The loop stays in Python so that every epoch can be checkpointed, reported and interrupted; the
-work inside an epoch is one compiled call (engine.py) over all *members* — the seeds of one
-experiment, or of several experiments sharing a program (`fit_group`). Each experiment keeps its
-own epoch counter, early-stopping state, checkpoint and history, so grouping changes nothing
-about its results; seeds that hit patience are frozen by a mask. An experiment resumed from the
-checkpoint of epoch k continues at k+1 and ends with exactly the results of an uninterrupted run.
+work inside an epoch is a few compiled calls (engine.py: chunks of a few seconds of steps) over
+all *members* — the seeds of one experiment, or of several experiments sharing a program
+(`fit_group`). Each experiment keeps its own epoch counter, early-stopping state, checkpoint and
+history, so grouping changes nothing about its results; seeds that hit patience are frozen by a
+mask. An experiment resumed from the checkpoint of epoch k continues at k+1 and ends with exactly
+the results of an uninterrupted run.
+
+A stop request (`should_stop`) is answered between chunks, not only between epochs: the position
+inside the epoch (next batch, the epoch's per-batch losses so far, params and optimizer state)
+is checkpointed as the step of the epoch in progress, and a resumed run continues from that
+batch with the same results. When an experiment finishes, the weights it selected are saved
+apart (Checkpointer.save_selected, with Member.keep == "best") so that the runner can free the
+per-epoch states once the result is recorded; those weights alone give back the whole result.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,15 +31,55 @@ import numpy as np
 from fembed_jax import faults, metrics
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.train.early_stopping import StopState
-from fembed_jax.train.engine import DeviceData, Engine, loss_hparams_of, seed_keys, select_members
+from fembed_jax.train.engine import (DeviceData, Engine, StopWaiting, loss_hparams_of, seed_keys,
+                                     select_members)
 
 
 class Interrupted(Exception):
-    """Training stopped on request after its last epoch was checkpointed."""
+    """Training stopped on request once every position was checkpointed. `positions`: per
+    experiment id, (epoch, None) when it stopped after that epoch, (epoch, step) when inside it
+    after `step` of its `steps` batches."""
 
-    def __init__(self, epoch: int):
-        super().__init__(f"interrupted after epoch {epoch}")
-        self.epoch = epoch
+    def __init__(self, positions: dict[str, tuple[int, int | None]], steps: int):
+        super().__init__("interrupted: " + ", ".join(
+            f"{exp_id} {'after epoch %d' % e if s is None else 'inside epoch %d at step %d/%d' % (e, s, steps)}"
+            for exp_id, (e, s) in positions.items()))
+        self.positions, self.steps = dict(positions), steps
+        self.epoch, self.step = max(positions.values(), key=lambda p: (p[0], p[1] is None),
+                                    default=(-1, None))
+
+
+# How often the stop flag is read while a chunk runs (it may be a remote call, with Ray).
+_STOP_POLL_S = 0.5
+# How long a stop waits for the computation in flight (a chunk is sized to ~5 s, but one step of
+# a large experiment on a loaded CPU can take minutes, and so can a first compilation). Past
+# this, the computation is given up and the position before it is what gets saved.
+STOP_WAIT_S = 15.0
+
+
+class _Stopper:
+    """The stop flag as the loop reads it: `stopper()` between chunks, `stopper.poll()` while
+    something runs (it reads the flag every _STOP_POLL_S, so that whoever raised it hears at once
+    that it was seen, and gives up on the computation STOP_WAIT_S after that)."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None):
+        self.should_stop = should_stop
+        self.seen_at: float | None = None
+        self.read_at = 0.0
+
+    def __call__(self) -> bool:
+        if self.should_stop is None or not self.should_stop():
+            return False
+        self.seen_at = self.seen_at or time.monotonic()
+        return True
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        if self.seen_at is None and now - self.read_at >= _STOP_POLL_S:
+            self.read_at = now
+            self()
+        if self.seen_at is not None and now - self.seen_at >= STOP_WAIT_S:
+            raise StopWaiting
 
 
 @dataclasses.dataclass
@@ -50,6 +99,18 @@ class EpochReport:
                  "val_auc": self.val_auc[k], "active": bool(not self.stop.stopped[k]),
                  "is_best": bool(self.improved[k])}
                 for k in range(len(self.trained)) if self.trained[k]]
+
+
+@dataclasses.dataclass
+class StepReport:
+    """Where an experiment stands inside an epoch, after a chunk of steps."""
+
+    epoch: int
+    step: int  # batches of the epoch done
+    steps: int  # batches per epoch
+    active: np.ndarray  # (K,) bool: seeds still training
+    stop: StopState
+    stopping: bool = False  # a stop was requested: this position is being checkpointed
 
 
 @dataclasses.dataclass
@@ -75,6 +136,9 @@ class Member:
     seeds: list[int]
     checkpointer: Any = None  # fembed_jax.checkpoint.Checkpointer
     on_epoch: Callable[[EpochReport], None] | None = None
+    on_step: Callable[[StepReport], None] | None = None
+    # "best": when it finishes, also save the selected weights apart (what the runner keeps)
+    keep: str = "all"
 
 
 @dataclasses.dataclass
@@ -87,7 +151,10 @@ class _Track:
     stop: StopState
     history: list
     next_epoch: int = 0
+    start: int = 0  # next batch of next_epoch (> 0 after a resume inside an epoch)
+    losses: Any = None  # with start > 0: (K, n_batches) per-batch losses restored
     resumed_from: int | None = None
+    selected_saved: bool = False  # its selected weights are on disk (Member.keep == "best")
     started: float = 0.0
     home: tuple[int, int] = (0, 0)  # its slice in the group's first (full) program
     parked: Any = None  # host copy of (params, best) rows once it left the program
@@ -110,6 +177,17 @@ def _state_tree(params, opt_state, best, keys, stop: StopState, epoch: int) -> d
             "stop": stop.to_tree(), "epoch": np.int32(epoch)}
 
 
+def _position_tree(step: int, losses) -> dict[str, Any]:
+    """What a checkpoint inside an epoch adds: the next batch and the epoch's per-batch losses
+    so far (the epoch's train loss is their mean, taken once the epoch is complete)."""
+    return {"step": np.int32(step), "losses": losses}
+
+
+def _selected_key(cfg: ExperimentConfig) -> str:
+    """The state entry holding the weights `cfg.selection` evaluates."""
+    return "best_params" if cfg.selection == "best" else "params"
+
+
 def _rows(tree, lo: int, hi: int):
     return jax.tree.map(lambda x: x[lo:hi], tree)
 
@@ -117,15 +195,18 @@ def _rows(tree, lo: int, hi: int):
 def fit(cfg: ExperimentConfig, data: DeviceData, seeds: list[int], *,
         checkpointer=None,
         on_epoch: Callable[[EpochReport], None] | None = None,
+        on_step: Callable[[StepReport], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         evaluate_test: bool = False,
-        engine: Engine | None = None) -> FitResult:
+        engine: Engine | None = None,
+        keep: str = "all") -> FitResult:
     """Train len(seeds) seeds of `cfg` and evaluate the selected weights on the validation split.
 
     `checkpointer` (fembed_jax.checkpoint.Checkpointer) gives resume and per-epoch saves;
-    `should_stop` is polled after each checkpointed epoch and raises Interrupted when true.
+    `should_stop` is polled between chunks of steps and after each checkpointed epoch; when true,
+    the position is checkpointed and Interrupted raised.
     """
-    return fit_group([Member(cfg, list(seeds), checkpointer, on_epoch)], data,
+    return fit_group([Member(cfg, list(seeds), checkpointer, on_epoch, on_step, keep)], data,
                      should_stop=should_stop, evaluate_test=evaluate_test, engine=engine)[0]
 
 
@@ -133,7 +214,8 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
               should_stop: Callable[[], bool] | None = None,
               evaluate_test: bool = False,
               engine: Engine | None = None,
-              devices: Sequence | None = None) -> list[FitResult]:
+              devices: Sequence | None = None,
+              steps_per_chunk: int | None = None) -> list[FitResult]:
     """Train several experiments that share one program structure, all seeds at once.
 
     Results equal those of fitting each experiment alone with the same seeds: every member has
@@ -143,8 +225,12 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     a smaller one (one more compilation, cached on disk), because there a frozen member costs
     as much as a training one. On an accelerator, where frozen members cost little and a
     compilation costs more, the program keeps its size.
+
+    `steps_per_chunk` fixes the steps between two stop checks (default: a few seconds' worth,
+    measured); the results do not depend on it.
     """
-    engine = engine or Engine(members[0].cfg, data, devices=devices)
+    engine = engine or Engine(members[0].cfg, data, devices=devices, steps_per_chunk=steps_per_chunk)
+    stopper = _Stopper(should_stop)
     seeds = [s for m in members for s in m.seeds]
     pad = (-len(seeds)) % engine.num_devices  # filler members so the axis splits over devices
     all_seeds = seeds + [seeds[-1]] * pad
@@ -153,8 +239,12 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     keys = engine.shard(seed_keys(all_seeds))
     hp = [loss_hparams_of(members[i].cfg) for i in owner]
     hparams = engine.member_hparams(hp, n)
-    params, opt_state = engine.init(keys, learning_rates=[members[i].cfg.learning_rate for i in owner],
-                                    weight_decays=[members[i].cfg.weight_decay for i in owner])
+    try:
+        params, opt_state = engine.init(keys, learning_rates=[members[i].cfg.learning_rate for i in owner],
+                                        weight_decays=[members[i].cfg.weight_decay for i in owner],
+                                        poll=stopper.poll)
+    except StopWaiting:  # stopped while compiling: nothing trained, nothing to save
+        raise Interrupted({}, engine.n_batches) from None
     best = jax.tree.map(jnp.copy, params)
 
     tracks, lo = [], 0
@@ -179,17 +269,27 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
             n = keys.shape[0]
         active = np.zeros(n, bool)
         epochs = np.zeros(n, np.int32)
+        start = np.zeros(n, np.int32)
         for t in live:
             if t.next_epoch < t.member.cfg.epochs:
                 active[t.lo:t.hi] = t.stop.active
                 epochs[t.lo:t.hi] = t.next_epoch
+                start[t.lo:t.hi] = t.start
         if not active.any():
             break
         t0 = time.monotonic()
-        params, opt_state, train_loss = engine.train_epoch(params, opt_state, keys, epochs, active, hparams)
+        between = functools.partial(_between, tracks, live, active, engine, stopper, best, keys)
+        params, opt_state, losses = engine.train_epoch(
+            params, opt_state, keys, epochs, active, hparams, start=start,
+            losses=_resumed_losses(live, n, engine), between=between, poll=stopper.poll,
+            per_batch=True)
         faults.hit("fit.epoch_trained")
-        probs, val_loss = engine.evaluate(params, "val", hparams)
-        train_loss = np.asarray(train_loss)
+        try:
+            probs, val_loss = engine.evaluate(params, "val", hparams, poll=stopper.poll)
+        except StopWaiting:  # the epoch is trained, not evaluated: that is its position
+            between(np.full(n, engine.n_batches), params, opt_state, losses)
+            raise
+        train_loss = np.asarray(engine.mean_loss(losses))
         improved = np.zeros(n, bool)
         reports = []
         for t in live:
@@ -204,6 +304,7 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
             t.history.append({"epoch": epoch, "trained": trained.tolist(), "train_loss": tl.tolist(),
                               "val_loss": vl.tolist(), "val_auc": aucs})
             t.next_epoch += 1
+            t.start, t.losses = 0, None
             if t.next_epoch >= cfg.epochs:
                 t.stop.finish(epoch)
             reports.append((t, EpochReport(epoch, tl, vl, aucs, trained, improved[t.lo:t.hi], t.stop,
@@ -218,20 +319,94 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
                 state = _state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
                                     _rows(best, t.lo, t.hi), keys[t.lo:t.hi], t.stop, report.epoch)
                 faults.hit("fit.before_checkpoint")
-                t.member.checkpointer.save(report.epoch, state,
-                                           {"history": t.history, "seeds": t.member.seeds})
+                meta = {"history": t.history, "seeds": t.member.seeds}
+                t.member.checkpointer.save(report.epoch, state, meta)
+                if t.finished and t.member.keep == "best":
+                    # What the runner keeps once the result is recorded (it frees the rest).
+                    _save_selected(t, state, meta)
             faults.hit("fit.epoch_done")
-        if should_stop is not None and should_stop() and any(not t.finished for t in live):
-            raise Interrupted(max(r.epoch for _, r in reports))
+        if stopper() and any(not t.finished for t in live):
+            raise Interrupted({t.member.cfg.exp_id: (t.next_epoch - 1, None) for t in tracks},
+                              engine.n_batches)
 
     # Every experiment's selected weights back in their places of the first program, which
     # scores them all at once.
+    for t in tracks:  # finished before this run (resumed from its last epoch): save them now
+        if t.member.keep == "best" and t.member.checkpointer is not None and not t.selected_saved:
+            last, best_rows = t.parked if t.parked is not None else jax.device_get(
+                (_rows(params, t.lo, t.hi), _rows(best, t.lo, t.hi)))
+            _save_selected(t, {"params": last, "best_params": best_rows, "stop": t.stop.to_tree(),
+                               "epoch": np.int32(t.next_epoch - 1)},
+                           {"history": t.history, "seeds": t.member.seeds})
     selected = _selected(tracks, params, best, full_n, engine)
-    val_probs, _ = engine.evaluate(selected, "val", full_hparams)
-    test = None
-    if evaluate_test and data.size("test") > 0:
-        test = engine.evaluate(selected, "test", full_hparams)[0], np.asarray(data.labels["test"])
+    try:
+        val_probs, _ = engine.evaluate(selected, "val", full_hparams, poll=stopper.poll)
+        test = None
+        if evaluate_test and data.size("test") > 0:
+            test = (engine.evaluate(selected, "test", full_hparams, poll=stopper.poll)[0],
+                    np.asarray(data.labels["test"]))
+    except StopWaiting:  # every epoch is checkpointed: a rerun only evaluates
+        raise Interrupted({t.member.cfg.exp_id: (t.next_epoch - 1, None) for t in tracks},
+                          engine.n_batches) from None
     return [_result(t, val_probs, val_labels, test) for t in tracks]
+
+
+def _between(tracks, live, active, engine, stopper, best, keys, steps, params, opt_state,
+             losses) -> None:
+    """After a chunk that did not end the epoch: report each experiment's step; on a stop
+    request, checkpoint every position that moved and raise Interrupted.
+
+    Also called with the state from before a chunk that a stop gave up on (StopWaiting), while
+    that chunk may still run: a new device computation would queue behind it, so the state is
+    copied to the host (ready buffers copy at once) and cut there."""
+    faults.hit("fit.chunk_trained")
+    training = [t for t in live if active[t.lo:t.hi].any()]
+    stopping = stopper()
+    report = lambda t: t.member.on_step is not None and t.member.on_step(StepReport(  # noqa: E731
+        t.next_epoch, int(steps[t.lo]), engine.n_batches, t.stop.active.copy(), t.stop, stopping))
+    if not stopping:
+        for t in training:
+            report(t)
+        return
+    host = None
+    for t in training:
+        step = int(steps[t.lo])
+        if t.member.checkpointer is None or step <= t.start:
+            continue  # nothing trained since its checkpoint (e.g. stopped while compiling)
+        report(t)  # "saving the position inside epoch ..."
+        if host is None:
+            host = jax.device_get((params, opt_state, best, keys, losses))
+        h_params, h_opt, h_best, h_keys, h_losses = (_rows(x, t.lo, t.hi) for x in host)
+        state = _state_tree(h_params, h_opt, h_best, h_keys, t.stop, t.next_epoch)
+        state["position"] = _position_tree(step, h_losses)
+        t.member.checkpointer.save(t.next_epoch, state, {
+            "history": t.history, "seeds": t.member.seeds,
+            "position": {"step": step, "steps": engine.n_batches}})
+        faults.hit("fit.position_saved")
+    positions = {t.member.cfg.exp_id: (t.next_epoch - 1, None) for t in tracks}
+    positions.update({t.member.cfg.exp_id: (t.next_epoch, int(steps[t.lo])) for t in training
+                      if steps[t.lo] > 0})
+    raise Interrupted(positions, engine.n_batches)
+
+
+def _save_selected(t: _Track, state: dict, meta: dict) -> None:
+    """Save the weights `t` selected (and its stopping state) apart from its per-epoch steps."""
+    key = _selected_key(t.member.cfg)
+    t.member.checkpointer.save_selected(int(state["epoch"]), {
+        key: state[key], "stop": state["stop"], "epoch": state["epoch"]}, meta)
+    t.selected_saved = True
+
+
+def _resumed_losses(live, n, engine):
+    """(n, n_batches) per-batch losses of the epoch in progress: those restored for the
+    experiments resumed inside it, zeros elsewhere; None when none was."""
+    if not any(t.start for t in live):
+        return None
+    losses = np.zeros((n, engine.n_batches), np.float32)
+    for t in live:
+        if t.start:
+            losses[t.lo:t.hi] = t.losses
+    return engine.shard(losses)
 
 
 def _compacted(live, engine, params, opt_state, best, keys, hparams):
@@ -248,7 +423,12 @@ def _compacted(live, engine, params, opt_state, best, keys, hparams):
 
 
 def _restore(tracks, params, opt_state, best, keys, engine):
-    """Load each experiment's latest intact checkpoint into its slice of the member axis."""
+    """Load each experiment's latest intact checkpoint into its slice of the member axis.
+
+    Three kinds: the end of an epoch (resume at the next one), a position inside an epoch
+    (resume at its next batch, with the epoch's losses so far), or the selected weights alone
+    of a finished experiment (nothing left to train: they take the place of both params and
+    best params, which is all the final evaluation reads)."""
     restored_any = False
     host = None
     for t in tracks:
@@ -256,18 +436,37 @@ def _restore(tracks, params, opt_state, best, keys, engine):
             continue
         template = _state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
                                _rows(best, t.lo, t.hi), keys[t.lo:t.hi], t.stop, 0)
-        restored = t.member.checkpointer.restore_latest(template)
+
+        def target(meta, template=template, k=t.hi - t.lo):
+            if not meta.get("position"):
+                return template
+            losses = jax.ShapeDtypeStruct((k, engine.n_batches), jnp.float32)
+            return {**template, "position": _position_tree(0, losses)}
+
+        restored = t.member.checkpointer.restore_latest(target)
         if restored is None:
             continue
         epoch, state, meta = restored
+        selected_only = "opt_state" not in state
+        stop = StopState.from_tree(state["stop"])
+        if selected_only and stop.active.any():  # cannot happen: saved once every seed stopped
+            continue
         if host is None:
             host = jax.tree.map(np.array, jax.device_get((params, opt_state, best)))  # writable copies
-        for tree, part in zip(host, (state["params"], state["opt_state"], state["best_params"])):
-            jax.tree.map(lambda whole, rows: whole.__setitem__(slice(t.lo, t.hi), np.asarray(rows)),
-                         tree, part)
-        t.stop = StopState.from_tree(state["stop"])
+        parts = ((state["params"], state["opt_state"], state["best_params"]) if not selected_only
+                 else (state[_selected_key(t.member.cfg)], None, state[_selected_key(t.member.cfg)]))
+        for tree, part in zip(host, parts):
+            if part is not None:
+                jax.tree.map(lambda whole, rows: whole.__setitem__(slice(t.lo, t.hi), np.asarray(rows)),
+                             tree, part)
+        t.stop = stop
+        t.selected_saved = selected_only
         t.history = list(meta.get("history", []))
-        t.next_epoch, t.resumed_from = int(epoch) + 1, int(epoch)
+        if "position" in state:  # inside epoch `epoch`: its earlier batches are done
+            t.next_epoch, t.resumed_from = int(epoch), int(epoch) - 1
+            t.start, t.losses = int(state["position"]["step"]), np.asarray(state["position"]["losses"])
+        else:
+            t.next_epoch, t.resumed_from = int(epoch) + 1, int(epoch)
         restored_any = True
     if not restored_any:
         return params, opt_state, best

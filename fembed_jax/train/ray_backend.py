@@ -15,8 +15,8 @@ A worker process that dies (a killed or pre-empted node) makes Ray run the task 
 (`max_retries`); the rerun resumes every experiment of the group from its latest checkpoint,
 so the results equal those of an uninterrupted run. The driver builds each record with the
 local runner's code and writes it with `_finish`: outputs and store rows are those of the local
-backend. Ctrl-C / SIGTERM: the tasks stop after their current epoch's checkpoint (a second
-Ctrl-C cancels them at once), the claims are released as pending, exit code 130 / 143.
+backend. Ctrl-C / SIGTERM: the tasks stop after their current chunk of steps, with its position
+checkpointed (a second Ctrl-C cancels them at once), the claims are released as pending, exit code 130 / 143.
 
 Ray is an optional extra (`pip install 'fembed[ray]'`), imported only here and lazily.
 """
@@ -123,6 +123,8 @@ class _Trained:
 @dataclasses.dataclass
 class _Stopped:
     epoch: int | None  # the last checkpointed epoch; None: stopped before training
+    positions: dict | None = None  # per experiment (epoch, step or None): fit.Interrupted's
+    steps: int | None = None
 
 
 @dataclasses.dataclass
@@ -165,13 +167,15 @@ def train_group_task(items: list[PlanItem], options: RunOptions, device: str, ch
             checkpointer = Checkpointer(options.checkpoints_dir / item.cfg.exp_id, item.run_hash)
             if item.status == "rerun" and first_attempt:
                 checkpointer.clear()
-            members.append(Member(item.cfg, runner.seeds_of(item.cfg), checkpointer, hook(item)))
+            members.append(Member(item.cfg, runner.seeds_of(item.cfg), checkpointer, hook(item),
+                                  keep=options.keep))
         try:
             results = fit_group(members, data, should_stop=should_stop,
                                 evaluate_test=options.evaluate_test,
-                                devices=runtime.training_devices(options.devices))
+                                devices=runtime.training_devices(options.devices),
+                                steps_per_chunk=options.chunk_steps)
         except Interrupted as exc:
-            return _Stopped(exc.epoch)
+            return _Stopped(exc.epoch, exc.positions, exc.steps)
         splits = {split: data.size(split) for split in ("train", "val", "test")}
         return _Trained(results, splits, runner._data_info(dataset), _ValWindows.of(dataset))
     except Exception as exc:  # the group failed: the driver records each member failed
@@ -238,7 +242,7 @@ def run_queue_ray(plan: list[PlanItem], options: RunOptions, *, address: str | N
     try:
         driver = _Driver(ray, options, store, summary, notify, store_failure, device=device,
                          max_retries=max_retries, cpus_per_task=cpus_per_task)
-        with store, runner._StopFlag() as stop_flag:
+        with store, runner._StopFlag(lambda name: notify("signal", name=name)) as stop_flag:
             try:
                 driver.drive(plan, stop_flag)
             except KeyboardInterrupt:  # a second Ctrl-C: cancel at once, leave them pending
@@ -405,7 +409,10 @@ def _land(ray, ref, flight: _Flight, options: RunOptions, store, summary: RunSum
         interrupted = [i.cfg.exp_id for i in items]
         summary.interrupted = ", ".join(filter(None, [summary.interrupted, *interrupted]))
         for item in items:
-            notify("interrupted", cfg=item.cfg, epoch=outcome.epoch)
+            epoch, step = (outcome.positions or {}).get(item.cfg.exp_id, (outcome.epoch, None))
+            summary.positions[item.cfg.exp_id] = runner.describe_position(
+                epoch, step, outcome.steps, item.cfg.epochs)
+            notify("interrupted", cfg=item.cfg, epoch=epoch, step=step, steps=outcome.steps)
         return True
     if isinstance(outcome, _Raised):
         outcomes = {i.cfg.exp_id: runner._Failure(outcome.message, outcome.details) for i in items}

@@ -8,7 +8,10 @@ same shapes and loss family, differing only in seeds, loss hyperparameters, lear
 weight decay) are claimed and trained together in one program; each keeps its own checkpoint,
 early stopping and results, equal to those of training it alone (RunOptions.group=False turns
 this off). A failing experiment is recorded with its error and the queue goes on;
-Ctrl-C or SIGTERM stops after the current epoch's checkpoint and leaves the experiment pending.
+Ctrl-C or SIGTERM stops within seconds: after the chunk of steps in flight, the position inside
+the epoch is checkpointed and the experiment left pending (a second Ctrl-C quits at once, with
+the last checkpoint). Once an experiment's result is recorded, its checkpoints shrink to what
+`fembed evaluate` needs (RunOptions.keep: the selected weights by default).
 A done experiment whose results.json is missing or damaged gets it rewritten from the store.
 A run store that stays locked (or cannot be written) stops the queue with a clear error: the
 claimed experiment is resumed by the next run, nothing is lost.
@@ -21,6 +24,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import signal
 import sqlite3
 import threading
@@ -36,7 +40,6 @@ from fembed_jax.config import SEED_BASE, ExperimentConfig  # seed k is SEED_BASE
 from fembed_jax.liveness import HEARTBEAT_S, make_owner
 
 
-
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     outputs_dir: Path
@@ -48,6 +51,8 @@ class RunOptions:
     evaluate_test: bool = False
     group: bool = True  # train structurally identical experiments in one program
     devices: int | str = 1  # devices the member axis is sharded over: a count or "all"
+    keep: str = "best"  # checkpoints kept once done: "best" (selected weights), "last", "all"
+    chunk_steps: int | None = None  # steps between stop checks (None: a few seconds' worth)
     owner: str = dataclasses.field(default_factory=make_owner)
 
 
@@ -70,6 +75,8 @@ class RunSummary:
     busy: list[str] = dataclasses.field(default_factory=list)  # claimed by another runner
     interrupted: str | None = None  # the experiment(s) a signal stopped, comma separated
     signal_name: str | None = None
+    # where each stopped: "after epoch 3/50", "inside epoch 4/50 (step 120/400)"
+    positions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -162,11 +169,16 @@ class _Heartbeat(threading.Thread):
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM set a flag the epoch loop polls; a second SIGINT aborts at once."""
+    """SIGINT/SIGTERM set a flag the training loop polls (between chunks of steps, and every
+    half second while one runs); a second SIGINT aborts at once. `on_seen(name)` is called the
+    first time the loop reads a raised flag: from ordinary code, not from the signal handler,
+    where printing could re-enter a write in progress."""
 
-    def __init__(self):
+    def __init__(self, on_seen: Callable[[str], None] | None = None):
         self.signal_name: str | None = None
         self._previous = {}
+        self._on_seen = on_seen
+        self._seen = False
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -184,14 +196,19 @@ class _StopFlag:
         self.signal_name = signal.Signals(signum).name
 
     def __call__(self) -> bool:
+        if self.signal_name is not None and not self._seen:
+            self._seen = True
+            if self._on_seen is not None:
+                self._on_seen(self.signal_name)
         return self.signal_name is not None
 
 
 def run_queue(plan: list[PlanItem], options: RunOptions, *,
               progress: Callable[..., None] | None = None) -> RunSummary:
     """Train every item of the plan that is not done. `progress(event, **info)` is told of
-    "start", "epoch", "end", "skip", "busy", "failed" and "interrupted" events (the CLI draws
-    them with rich)."""
+    "start", "step" (a chunk of steps inside an epoch), "epoch", "end", "freed" (checkpoints
+    shrunk), "skip", "busy", "failed", "signal" (a stop request was seen), "stopping" (a
+    position is being checkpointed) and "interrupted" events (the CLI draws them)."""
     from fembed_jax.store import StoreError
 
     store_path = options.outputs_dir / "fembed.db"
@@ -203,7 +220,7 @@ def run_queue(plan: list[PlanItem], options: RunOptions, *,
     store = _open_store(plan, options, store_failure)
     if store is None:
         return summary
-    with store, _StopFlag() as stop_flag:
+    with store, _StopFlag(lambda name: notify("signal", name=name)) as stop_flag:
         _skip_done(plan, store, options, summary, notify)
         queue = collections.deque(plan_groups(todo, options.group))
         position = 0
@@ -230,7 +247,10 @@ def run_queue(plan: list[PlanItem], options: RunOptions, *,
                 summary.interrupted = ", ".join(ids)
                 summary.signal_name = stop_flag.signal_name
                 for item in claimed:
-                    notify("interrupted", cfg=item.cfg, epoch=exc.epoch)
+                    epoch, step = exc.positions.get(item.cfg.exp_id, (None, None))
+                    summary.positions[item.cfg.exp_id] = describe_position(
+                        epoch, step, exc.steps, item.cfg.epochs)
+                    notify("interrupted", cfg=item.cfg, epoch=epoch, step=step, steps=exc.steps)
                 break
             except _ClaimLost as exc:  # another runner took it over: it is theirs now
                 summary.busy.append(exc.exp_id)
@@ -303,6 +323,10 @@ def _skip_done(plan: list[PlanItem], store, options: RunOptions, summary: RunSum
             summary.skipped.append(item.cfg.exp_id)
             notify("skip", cfg=item.cfg)
             _ensure_results_file(store, options, item)
+            # Done before its checkpoints were freed (stopped in between, or by an older
+            # fembed that kept two steps): free them now.
+            if _more_than_kept(options.checkpoints_dir / item.cfg.exp_id, options.keep):
+                _free_checkpoints(item.cfg, item.run_hash, options, notify)
 
 
 def _claim_group(group: list[PlanItem], store, options: RunOptions, summary: RunSummary, notify,
@@ -374,6 +398,7 @@ def _finish(item: PlanItem, outcome, options: RunOptions, store, summary: RunSum
         faults.hit("runner.results_written")
         store.record_result(cfg.exp_id, item.run_hash, record)
         faults.hit("runner.recorded")
+        _free_checkpoints(cfg, item.run_hash, options, notify)
     except (StoreError, sqlite3.Error) as exc:
         store_failure(item, exc)
         return False
@@ -396,6 +421,39 @@ def _finish(item: PlanItem, outcome, options: RunOptions, store, summary: RunSum
     summary.done.append(cfg.exp_id)
     notify("end", cfg=cfg, record=record)
     return True
+
+
+def _more_than_kept(directory: Path, keep: str) -> bool:
+    """Whether a done experiment's checkpoint folder may hold more than `keep` leaves: more than
+    one entry (a cheap look, as every done experiment is looked at on every run; one step
+    without selected weights is what "best" leaves of a run that never saved them)."""
+    if keep == "all":
+        return False
+    try:
+        return len(os.listdir(directory)) > 1
+    except OSError:
+        return False
+
+
+def _free_checkpoints(cfg: ExperimentConfig, run_hash: str, options: RunOptions, notify) -> None:
+    """A recorded experiment keeps only the checkpoints `options.keep` asks for. Best effort:
+    the result is safe already, and what stays is still restorable."""
+    from fembed_jax.checkpoint import Checkpointer
+
+    if options.keep == "all":
+        return
+    checkpointer = Checkpointer(options.checkpoints_dir / cfg.exp_id, run_hash)
+    try:
+        freed = checkpointer.free(options.keep)
+        faults.hit("runner.checkpoints_freed")
+    except Exception as exc:  # noqa: BLE001 - never fails a recorded experiment
+        warnings.warn(f"{cfg.exp_id}: checkpoints could not be reduced to --keep {options.keep}: "
+                      f"{type(exc).__name__}: {exc}", RecoveryWarning, stacklevel=2)
+        return
+    finally:
+        checkpointer.close()
+    if freed.before:
+        notify("freed", cfg=cfg, before=freed.before, after=freed.after, kept=freed.kept)
 
 
 def _ensure_results_file(store, options: RunOptions, item: PlanItem) -> None:
@@ -455,8 +513,21 @@ class _ClaimLost(Exception):
 
 
 class _Interrupt(Exception):
-    def __init__(self, epoch: int):
-        self.epoch = epoch
+    def __init__(self, positions: dict[str, tuple[int, int | None]], steps: int | None):
+        self.positions, self.steps = positions, steps
+
+
+NOTHING_NEW = "trained nothing since its last checkpoint"
+
+
+def describe_position(epoch: int | None, step: int | None, steps: int | None, epochs: int) -> str:
+    """Where a stopped experiment stands, for people (epochs counted from 1): 'after epoch
+    3/50', 'inside epoch 4/50 (step 120/400)'."""
+    if epoch is None or (step is None and epoch < 0):
+        return NOTHING_NEW
+    if step is None:
+        return f"after epoch {epoch + 1}/{epochs}"
+    return f"inside epoch {epoch + 1}/{epochs} (step {step}/{steps})"
 
 
 def _dataset(cfg: ExperimentConfig, options: RunOptions, cache: dict):
@@ -491,13 +562,15 @@ def _train_group(items: list[PlanItem], options: RunOptions, store, datasets: di
         notify("start", cfg=cfg, position=position + offset, total=total, seeds=len(seeds),
                group=[i.cfg.exp_id for i in items])
         members.append(Member(cfg, seeds, checkpointer,
-                              _epoch_hook(cfg, item.run_hash, options, store, notify)))
+                              _epoch_hook(cfg, item.run_hash, options, store, notify),
+                              _step_hook(cfg, notify), keep=options.keep))
     try:
         results = fit_group(members, data, should_stop=stop_flag,
                             evaluate_test=options.evaluate_test,
-                            devices=runtime.training_devices(options.devices))
+                            devices=runtime.training_devices(options.devices),
+                            steps_per_chunk=options.chunk_steps)
     except Interrupted as exc:
-        raise _Interrupt(exc.epoch) from exc
+        raise _Interrupt(exc.positions, exc.steps) from exc
     splits = {split: data.size(split) for split in ("train", "val", "test")}
     return _group_outcomes(items, results, splits, _data_info(dataset), dataset)
 
@@ -559,6 +632,16 @@ def _epoch_hook(cfg: ExperimentConfig, run_hash: str, options: RunOptions, store
         notify("epoch", cfg=cfg, report=report, elapsed=time.monotonic() - started)
 
     return on_epoch
+
+
+def _step_hook(cfg: ExperimentConfig, notify):
+    def on_step(report):
+        if report.stopping:
+            notify("stopping", cfg=cfg, epoch=report.epoch, step=report.step, steps=report.steps)
+        else:
+            notify("step", cfg=cfg, report=report)
+
+    return on_step
 
 
 def _data_info(dataset) -> dict[str, Any]:
