@@ -344,7 +344,117 @@ def section_data(r: dict | None) -> str:
     return "\n".join(out)
 
 
-def render(results: Path) -> str:
+GPU_FILES = ("env", "seeds", "lf", "ae19", "projection")
+
+
+def load_gpu(folder: Path) -> dict:
+    return {key: load(folder, f"gpu_{key}.json") for key in GPU_FILES}
+
+
+def _gpu_status(r: dict | None) -> str:
+    st = (r or {}).get("status") or {}
+    if st.get("skipped"):
+        return f"skipped ({st['skipped']})"
+    if st.get("error"):
+        return f"failed ({st['error'][:120]})"
+    if st.get("timed_out"):
+        return f"**cut at its {st.get('limit_seconds')} s limit** (what finished is shown)"
+    return ""
+
+
+def section_gpu(g: dict) -> str:
+    """Section 7 from bench/results/gpu/gpu_*.json (bench/gpu_check.sh, bench/bench_gpu.py)."""
+    out = ["## 7. GPU: the prepared check (bench/gpu_check.sh)", ""]
+    env = g.get("env")
+    if not env:
+        return "\n".join(out + ["No results yet (`bench/results/gpu/gpu_env.json`): run `bash bench/gpu_check.sh` on "
+                              "a GPU machine (docs/gpu.md), copy its files into bench/results/gpu/, then this script.\n", ""])
+    card = env.get("card_name") or "unknown card"
+    v = env.get("versions") or {}
+    smoke = env.get("smoke")
+    out += [f"Card: **{card}** (nvidia-smi: {env.get('card') or '-'}; jax device_kind: "
+            f"{env.get('device_kind') or '-'}; backend {env.get('backend') or '-'}); jax {v.get('jax') or '-'}, "
+            f"flax {v.get('flax') or '-'}, optax {v.get('optax') or '-'}, orbax-checkpoint "
+            f"{v.get('orbax-checkpoint') or '-'}, Python {env.get('python') or '-'}; "
+            f"{env['machine'].get('cpu_count', '?')} CPU cores. Data: {(env.get('data') or {}).get('note', '-')}. "
+            f"Run at {env.get('generated_at', '-')}.", ""]
+    if smoke:
+        out += ["**This is the CPU smoke run (tiny sizes), not a GPU measurement.**", ""]
+    seeds = g.get("seeds")
+    out += ["### FE-06 and FE-50 at K seeds in one program", ""]
+    if seeds and seeds.get("rows"):
+        out += ["Median (min–max) of the timed epochs after a compiling one; engine level (no store, no "
+                "checkpoints); compile = trace + lower + backend compile of the init, train and evaluate "
+                "programs (cold cache). " + _gpu_status(seeds), "",
+                "| model | K | windows | epoch s | per-seed-epoch s | ratio vs K=1 | first epoch s | compile s | "
+                "eval s | peak GPU MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in seeds["rows"]:
+            if row.get("skipped"):
+                out.append(f"| {row['exp']} | {row['seeds']} | - | skipped: {row['skipped']} | | | | | | |")
+                continue
+            out.append(f"| {row['exp']} | {row['seeds']} | {num(row.get('train_windows'))} | {med(row.get('epoch'), 3)} | "
+                       f"{med(row.get('per_seed_epoch'), 4)} | {med(row.get('per_seed_vs_k1'), 3)} | "
+                       f"{s(row.get('first_epoch_seconds'))} | {s(row.get('compile_seconds'), 1)} | "
+                       f"{s(row.get('eval_seconds'), 3)} | {s(row.get('peak_device_memory_mb'), 0)} |")
+        out.append("")
+    else:
+        out += [missing("gpu/gpu_seeds.json", "bash bench/gpu_check.sh"), ""]
+    lf = g.get("lf")
+    out += ["### Grouped LF priority", ""]
+    if lf and isinstance(lf.get("epoch_timings"), list):
+        per = {}
+        for e in lf["epoch_timings"]:
+            per.setdefault((e["exp"], e.get("members")), []).append(e["seconds"])
+        out += [f"`{lf.get('command', '')}`: {lf.get('train_program_compilations', '-')} train-program "
+                f"compilations, {lf.get('programs_compiled', '-')} programs compiled in "
+                f"{s(lf.get('compile_seconds'), 1)} s, wall {s(lf.get('wall_seconds'), 1)} s, between two "
+                f"epochs of a program (validation, store, checkpoint) {med(lf.get('between_epochs_seconds'), 2)} s. "
+                + _gpu_status(lf), "",
+                "| program (first member) | members | train epoch s (each) |", "|---|---|---|"]
+        out += [f"| {exp} | {m} | {', '.join(s(x, 2) for x in v)} |" for (exp, m), v in per.items()]
+        out.append("")
+    else:
+        out += [_gpu_status(lf) or missing("gpu/gpu_lf.json", "bash bench/gpu_check.sh"), ""]
+    ae = g.get("ae19")
+    out += ["### AE-19 (attention embedding over 500 features)", ""]
+    if ae and ae.get("rows"):
+        out += [((ae.get("how") or "") + ". " + _gpu_status(ae)).strip(". ") + ".", "",
+                "| K | batch | timed batches | step s | full epoch s (projected) | compile s | peak GPU MB |",
+                "|---|---|---|---|---|---|---|"]
+        for row in ae["rows"]:
+            if row.get("skipped"):
+                out.append(f"| {row['seeds']} | skipped: {row['skipped']} | | | | | |")
+                continue
+            out.append(f"| {row['seeds']} | {row.get('batch_size')} | {row.get('batches_per_epoch')} | "
+                       f"{med(row.get('step'), 4)} | {s(row.get('full_epoch_projected_seconds'), 1)} | "
+                       f"{s(row.get('compile_seconds'), 1)} | {s(row.get('peak_device_memory_mb'), 0)} |")
+        out.append("")
+    else:
+        out += [_gpu_status(ae) or missing("gpu/gpu_ae19.json", "bash bench/gpu_check.sh"), ""]
+    pr = g.get("projection")
+    out += ["### Projected time of `fembed run --all --seeds 5`", ""]
+    if pr and pr.get("projected_seconds"):
+        f = pr.get("formula") or {}
+        dry = pr.get("fembed_dry_run") or {}
+        out += [f"**{pr['projected_seconds'] / 3600:.1f} h** on this card ({pr.get('projected_source')}).", ""]
+        if dry.get("total"):
+            out += [f"- `fembed run --all --seeds 5 --dry-run --json`: total {dry['total']}; estimate sources "
+                    f"{dry.get('estimate_sources')}; {dry.get('unestimated', 0)} experiment(s) without an estimate."]
+        if f.get("total_seconds"):
+            fit = f.get("fit") or {}
+            out += [f"- Formula: {f['total_seconds'] / 3600:.2f} h over {f.get('groups')} programs "
+                    f"({f.get('experiments')} experiments; compile share {s(f.get('compile_share'), 2)}); "
+                    f"per-step constant {s(fit.get('c_seconds_per_step'), 4)} s, dense rate "
+                    f"{s((fit.get('dense_flops_per_second') or 0) / 1e12, 2)} TFLOP/s, attention-embedding rate "
+                    f"{s((fit.get('attention_flops_per_second') or 0) / 1e12, 2)} TFLOP/s, compile per program set "
+                    f"{s(f.get('compile_seconds_per_group'), 1)} s. {f.get('formula', '')}"]
+        out.append("")
+    else:
+        out += [_gpu_status(pr) or missing("gpu/gpu_projection.json", "bash bench/gpu_check.sh"), ""]
+    return "\n".join(out)
+
+
+def render(results: Path, gpu_results: Path | None = None) -> str:
     r = {key: load(results, name) for key, name in (
         ("epoch", "epoch.json"), ("seeds", "seeds_vmap.json"), ("compile", "compile.json"),
         ("startup", "startup.json"), ("memory", "memory.json"), ("grouping", "grouping.json"),
@@ -375,6 +485,7 @@ def render(results: Path) -> str:
         section_memory(r["memory"], r["ae19"]),
         section_grouping(r["grouping"]),
         section_data(r["data_build"]),
+        section_gpu(load_gpu(gpu_results or results / "gpu")),
     ]
     return "\n".join(parts)
 
@@ -383,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default=str(HERE / "results"))
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--gpu-results", help="the GPU check's files (default: RESULTS/gpu)")
     args = parser.parse_args(argv)
     path = Path(args.output)
     kept = OPTIMISATIONS
@@ -390,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         text = path.read_text()
         if END in text:
             kept = text.split(END, 1)[1].lstrip("\n")
-    path.write_text(f"{BEGIN}\n{render(Path(args.results))}\n{END}\n\n{kept}")
+    path.write_text(f"{BEGIN}\n{render(Path(args.results), Path(args.gpu_results) if args.gpu_results else None)}\n{END}\n\n{kept}")
     print(f"wrote {path}")
     return 0
 

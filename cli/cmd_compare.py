@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
+from fembed_jax.config_diff import MISSING, config_differences
+
 from .common import UsageError, console, guarded, registry_from_args
 from .paths import add_path_options, outputs_dir, store_path
 
 LEGACY_SUFFIX = "@legacy"
-MISSING = "-"  # the value shown for a field a config does not have
-_ABSENT = object()
-# Fields that name or describe an experiment but never change a result.
-_IDENTITY = {"exp_id", "description", "priority", "filled_from_registry"}
 
 
 def register(subparsers) -> None:
@@ -49,34 +46,6 @@ def register(subparsers) -> None:
                         help="print one JSON object: config differences, metrics, paired tests")
     add_path_options(parser, data=False)
     parser.set_defaults(func=run)
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"loss_params": {"gamma": 2}} -> {"loss_params.gamma": 2}; an empty mapping adds nothing
-    (no parameters and absent parameters read the same: the defaults)."""
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
-def config_differences(configs: list[Mapping[str, Any]], all_fields: bool = False) -> list[tuple[str, list[Any]]]:
-    """(field, values) for every field whose values are not all equal (all fields with
-    ``all_fields``); a field one config lacks counts as a difference and shows as MISSING.
-    Identity fields are left out."""
-    flat = [flatten(c) for c in configs]
-    fields = list(dict.fromkeys(k for f in flat for k in f if k.split(".")[0] not in _IDENTITY))
-    rows = []
-    for field in fields:
-        values = [f.get(field, _ABSENT) for f in flat]
-        same = all(v is not _ABSENT for v in values) and all(v == values[0] for v in values[1:])
-        if all_fields or not same:
-            rows.append((field, [MISSING if v is _ABSENT else v for v in values]))
-    return rows
 
 
 class _Subject:

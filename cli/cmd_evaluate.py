@@ -10,7 +10,6 @@ restored weights reproduce results.json and writes val_predictions.npz for runs 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 
 from rich.markup import escape
@@ -18,12 +17,6 @@ from rich.markup import escape
 from .common import UsageError, console, fail, guarded, registry_from_args
 from .paths import add_path_options, data_config_from_args, paths_from_args
 from .paths import store_path as store_path_of
-
-TEST_NOTE = ("held-out test split, scored once on the weights selected on validation; "
-             "reported separately and never used for ranking or selection")
-# results.json AUCs must be reproduced this closely by the restored weights
-_AUC_TOL = 1e-5
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -44,26 +37,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _restore(cfg, engine, run_hash: str, seeds: list[int], checkpoints):
-    import jax
-
-    from fembed_jax.checkpoint import Checkpointer
-    from fembed_jax.train.early_stopping import StopState
-    from fembed_jax.train.engine import seed_keys
-    from fembed_jax.train.fit import _state_tree
-
-    keys = seed_keys(seeds)
-    params, opt_state = jax.eval_shape(engine.init, keys)  # shapes only: nothing is initialised
-    template = _state_tree(params, opt_state, params, keys, StopState.fresh(len(seeds)), 0)
-    with Checkpointer(checkpoints / cfg.exp_id, run_hash) as checkpointer:
-        return checkpointer.restore_latest(template)
-
-
 @guarded
 def run(args: argparse.Namespace) -> int:
     from fembed_jax.config import ExperimentConfig
     from fembed_jax.store import RunStore
-    from fembed_jax.train.runner import run_hash as compute_run_hash
+    from fembed_jax.train.plan import run_hash as compute_run_hash
 
     if args.bootstrap < 1:
         raise UsageError(f"--bootstrap must be at least 1, got {args.bootstrap}")
@@ -103,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--device {args.device}: {exc}") from exc
     from fembed_jax.data import DataError, load_dataset
     from fembed_jax.train.engine import DeviceData, Engine
+    from fembed_jax.train.evaluate import restore_selected
 
     try:
         dataset = load_dataset(cfg.tier, data_config, task=cfg.task, horizon=cfg.horizon,
@@ -111,12 +90,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     data = DeviceData.from_dataset(dataset)
     engine = Engine(cfg, data)
-    restored = _restore(cfg, engine, queued["config_hash"], seeds, checkpoints)
+    restored = restore_selected(cfg, engine, queued["config_hash"], seeds, checkpoints)
     if restored is None:
         return fail(f"{args.exp_id}: no usable checkpoint under {checkpoints / cfg.exp_id} "
                     f"for run hash {queued['config_hash']}")
-    epoch, state, _meta = restored
-    selected = state["best_params"] if cfg.selection == "best" else state["params"]
+    epoch, selected = restored
     probs, _loss = engine.evaluate(selected, args.split)
     if args.split == "val":
         return _write_val(args.exp_id, record, probs, dataset, outputs)
@@ -124,17 +102,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_val(exp_id, record, probs, dataset, outputs) -> int:
-    from fembed_jax import stats
     from fembed_jax.predictions import predictions_path, write_predictions
+    from fembed_jax.train.evaluate import validation_mismatch
 
     labels = dataset.labels["val"]
-    for k, m in enumerate(record.get("val_metrics_per_seed") or []):
-        if m.get("auc") is None:
-            continue
-        auc = stats.auc_rank(probs[k], labels)
-        if auc is None or abs(auc - m["auc"]) > _AUC_TOL:
-            return fail(f"{exp_id}: the restored weights give seed {m.get('seed')} a validation AUC of {auc}, "
-                        f"results.json says {m['auc']}: the checkpoint is not the one this result came from")
+    mismatch = validation_mismatch(record, probs, labels)
+    if mismatch:
+        return fail(f"{exp_id}: {mismatch}")
     path = write_predictions(predictions_path(outputs, exp_id), probs, labels, dataset.starts["val"],
                              record.get("seeds") or list(range(len(probs))), dataset.decision_dates("val"))
     console.print(f"{escape(exp_id)}: validation re-scored, matches results.json; wrote {escape(str(path))}",
@@ -143,35 +117,17 @@ def _write_val(exp_id, record, probs, dataset, outputs) -> int:
 
 
 def _write_test(args, cfg, record, run_hash, epoch, probs, dataset, outputs) -> int:
-    from fembed_jax import metrics, stats
     from fembed_jax.predictions import predictions_path, write_predictions
     from fembed_jax.report import fmt
     from fembed_jax.results_io import results_path, write_results
+    from fembed_jax.train.evaluate import TEST_NOTE, scored_test_record
 
     labels = dataset.labels["test"]
-    seeds = record.get("seeds") or list(range(len(probs)))
-    per_seed = []
-    for k, seed in enumerate(seeds):
-        m = metrics.classification_metrics(probs[k], labels)
-        m["seed"] = seed
-        per_seed.append(m)
-    ensemble = stats.ensemble_metrics(probs, labels)
-    ensemble_auc = None
-    if ensemble["n_seeds_used"] and ensemble["auc"] is not None:
-        ensemble_auc = stats.bootstrap_auc(probs, labels, n_boot=args.bootstrap)
-    test_record = {
-        "exp_id": cfg.exp_id, "split": "test", "note": TEST_NOTE, "run_hash": run_hash,
-        "config_hash": cfg.config_hash, "selection": cfg.selection, "checkpoint_epoch": int(epoch),
-        "seeds": seeds, "n_seeds": len(seeds), "n_windows": int(labels.size),
-        "positives": int(labels.sum()), "data": dataset.split_info()["test"],
-        "metrics_per_seed": per_seed, "aggregate": metrics.aggregate_seeds(per_seed),
-        "ensemble": ensemble, "ensemble_auc": ensemble_auc,
-        "timestamp": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-    path = write_results(results_path(outputs, cfg.exp_id).with_name("test_results.json"), test_record)
+    scored = scored_test_record(cfg, record, run_hash, epoch, probs, dataset, n_boot=args.bootstrap)
+    path = write_results(results_path(outputs, cfg.exp_id).with_name("test_results.json"), scored)
     write_predictions(predictions_path(outputs, cfg.exp_id, "test_predictions.npz"), probs, labels,
-                      dataset.starts["test"], seeds, dataset.decision_dates("test"))
-    agg = test_record["aggregate"]
+                      dataset.starts["test"], scored["seeds"], dataset.decision_dates("test"))
+    agg = scored["aggregate"]
     console.print(f"{escape(cfg.exp_id)} on the test split ({labels.size} windows, {int(labels.sum())} positive; "
                   f"checkpoint epoch {epoch}): precision {fmt.pm(agg['precision'])}, "
                   f"recall {fmt.pm(agg['recall'])}, AUC {fmt.pm(agg['auc'])}", highlight=False)

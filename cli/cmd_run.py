@@ -9,6 +9,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fembed_jax.report import fmt
+
 from .common import (UsageError, add_filter_options, console, err_console, fail, guarded, note,
                      registry_from_args, select)
 from .paths import add_path_options, data_config_from_args, paths_from_args
@@ -52,7 +54,14 @@ def register(subparsers) -> None:
                         help="run a variant: e.g. --set learning_rate=3e-4 --set loss_params.gamma=3 "
                              "(repeatable; a derived experiment BASE.SET-xxxxxx, recorded in "
                              "registry/derived.toml)")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan with estimated time, checkpoint disk and memory per "
+                             "experiment, and exit (a program shape not measured on this machine "
+                             "yet is timed for a few steps first)")
+    parser.add_argument("--json", action="store_true",
+                        help="with --dry-run: print the plan and its estimates as one JSON object")
+    parser.add_argument("--no-measure", action="store_true",
+                        help="estimate from cached measurements and FLOPs only (time nothing)")
     parser.add_argument("--force", action="store_true", help="rerun experiments that are done")
     parser.add_argument("--eval-test", action="store_true",
                         help="also score the test split (never used for selection)")
@@ -69,7 +78,8 @@ def register(subparsers) -> None:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from fembed_jax.train.runner import RunOptions, check_data, make_plan, run_queue
+    from fembed_jax.train.local import run_queue
+    from fembed_jax.train.plan import RunOptions, check_data, make_plan
 
     registry = registry_from_args(args)
     if not (args.all or args.priority or args.exp_id or args.tier or args.loss or args.embedding):
@@ -119,8 +129,11 @@ def run(args: argparse.Namespace) -> int:
         plan = make_plan(configs, options)
     for line in check_data(plan, options):
         note(args, f"[yellow]note:[/] {escape(line)}")
+    if args.json and not args.dry_run:
+        raise UsageError("--json prints the plan of a --dry-run; add --dry-run")
     if args.dry_run:
-        _print_plan(plan, args.force)
+        _print_plan(plan, args.force, *_estimates(plan, options, args, measure=not args.no_measure),
+                    as_json=args.json)
         return 0
     _refuse_replacing(plan, force=args.force)
 
@@ -151,6 +164,10 @@ def run(args: argparse.Namespace) -> int:
     todo = sum(item.status != "done" for item in plan)
     console.print(f"fembed run: {len(plan)} experiment(s), {todo} to train, "
                   f"{len(plan) - todo} done already; device {device}; outputs {outputs}")
+    if args.backend != "ray" and todo:
+        estimates, groups = _estimates(plan, options, args, measure=False)
+        if estimates:
+            console.print(_total_line(estimates, groups), highlight=False)
     try:
         with _Display(todo, quiet=getattr(args, "quiet", False)) as display:
             if args.backend == "ray":
@@ -198,7 +215,7 @@ def _leave(code: int) -> int:
 def _refuse_replacing(plan, force: bool) -> None:
     """A finished result is never destroyed without --force (a quick look, or a run on other
     data, would otherwise silently replace a full run)."""
-    from fembed_jax.train.runner import describe_result
+    from fembed_jax.train.plan import describe_result
 
     if force:
         return
@@ -224,14 +241,76 @@ def _devices_arg(value: str) -> int | str:
     return count
 
 
-def _print_plan(plan, force: bool) -> None:
-    from fembed_jax.catalog import param_counts
-    from fembed_jax.train.runner import describe_result
+def _estimates(plan, options, args, *, measure: bool):
+    """({exp_id: Estimate}, groups) of the plan's work (fembed_jax.estimate); ({}, []) when
+    nothing is to train or the estimate fails (it never stops a run: one note says why)."""
+    if not any(item.status != "done" for item in plan):
+        return {}, []
+    from fembed_jax import estimate, runtime
+    from fembed_jax.store import DB_FILENAME, RunStore
 
+    done_epochs: dict[str, int] = {}
+    store_path = options.outputs_dir / DB_FILENAME
+    try:
+        if store_path.exists():  # an interrupted experiment resumes: only its other epochs count
+            hashes = {item.exp_id: item.run_hash for item in plan}
+            with RunStore(store_path, readonly=True) as store:
+                done_epochs = {row["exp_id"]: int(row.get("epochs_run") or 0) for row in store.experiments()
+                               if hashes.get(row["exp_id"]) == row["config_hash"] and row["state"] != "done"}
+        runtime.configure(args.device, options.devices)
+
+        def measuring(cfgs, members) -> None:
+            note(args, f"timing a few steps of {', '.join(c.exp_id for c in cfgs)} "
+                       f"({members} members) for the estimate…")
+
+        return estimate.estimate_plan(plan, options, measure_missing=measure, done_epochs=done_epochs,
+                                      on_measure=measuring)
+    except Exception as exc:  # noqa: BLE001 - an estimate must never stop a run or a plan
+        note(args, f"[yellow]note:[/] no estimate ({escape(type(exc).__name__)}: {escape(str(exc)[:200])})")
+        return {}, []
+
+
+def _total_line(estimates, groups) -> str:
+    from fembed_jax.estimate import totals
+
+    total = totals(estimates.values(), groups, estimates)
+    unknown = f" ({total['unknown']} without an estimate)" if total["unknown"] else ""
+    line = (f"estimate: {fmt.duration(total['seconds'])} on this device{unknown} ({total['source']}); "
+            f"checkpoints {fmt.size(total['checkpoint_peak_bytes'])} at peak, "
+            f"{fmt.size(total['checkpoint_after_bytes'])} after; peak memory "
+            f"{fmt.size(total['peak_memory_bytes'])}")
+    if total["over_a_day"]:
+        line += (f"; {total['over_a_day']} experiment(s) over a day here, "
+                 f"~{fmt.duration(total['gpu_seconds'])} on a GPU")
+    return line
+
+
+def _print_plan(plan, force: bool, estimates=None, groups=None, *, as_json: bool = False) -> None:
+    from fembed_jax.catalog import param_counts
+    from fembed_jax.estimate import totals
+    from fembed_jax.train.plan import describe_result
+
+    estimates, groups = estimates or {}, groups or []
+    group_of = {exp_id: group[0] for group in groups for exp_id in group}
+    if as_json:
+        import json
+
+        keys = ("seconds", "source", "checkpoint_peak_bytes", "checkpoint_after_bytes",
+                "peak_memory_bytes", "gpu_seconds")
+        rows = []
+        for item in plan:
+            est = estimates.get(item.exp_id)
+            rows.append({"exp_id": item.exp_id, "status": item.status, "group": group_of.get(item.exp_id),
+                         "estimate": None if est is None else {**est.to_json(), **{k: getattr(est, k) for k in keys}}})
+        total = totals(estimates.values(), groups, estimates)
+        print(json.dumps({"experiments": rows, "total": total}, indent=1))
+        return
     counts = param_counts([item.cfg for item in plan])
     table = Table(title=f"plan: {len(plan)} experiment(s)", title_justify="left", header_style="bold")
-    for column in ("id", "priority", "tier", "params", "seeds", "epochs", "loss", "embedding", "action"):
+    for column in ("id", "priority", "tier", "params", "seeds", "epochs", "loss", "embedding", "action",
+                   "time", "disk peak/after", "memory"):
         table.add_column(column)
+    long_ones = []
     for item in plan:
         cfg = item.cfg
         if item.status == "replace":
@@ -239,9 +318,29 @@ def _print_plan(plan, force: bool) -> None:
                       + ("" if force else " (refused without --force)"))
         else:
             action = {"done": "skip (done)", "run": "train", "rerun": "train again (--force)"}[item.status]
+        group = group_of.get(item.exp_id)
+        if group and group != item.exp_id:
+            action += f" (with {group})"
+        est = estimates.get(item.exp_id)
+        cells = ("-", "-", "-")
+        if est is not None:
+            flag = " [red]>1 day[/]" if est.over_a_day else ""
+            cells = (fmt.duration(est.seconds) + flag,
+                     f"{fmt.size(est.checkpoint_peak_bytes)}/{fmt.size(est.checkpoint_after_bytes)}",
+                     fmt.size(est.peak_memory_bytes))
+            if est.over_a_day:
+                long_ones.append((cfg.exp_id, est))
         table.add_row(cfg.exp_id, cfg.priority, cfg.tier, f"{counts[cfg.exp_id]:,}", str(cfg.seeds),
-                      str(cfg.epochs), cfg.loss, cfg.embedding, action)
+                      str(cfg.epochs), cfg.loss, cfg.embedding, action, *cells)
     console.print(table)
+    if estimates:
+        sources = sorted({e.source for e in estimates.values()})
+        console.print("time: every epoch run (early stopping can only shorten it), shared programs "
+                      "split by seeds; from " + "; ".join(sources), highlight=False)
+        for exp_id, est in long_ones:
+            console.print(f"[red]{exp_id}[/]: {fmt.duration(est.seconds)} on this device; a GPU would take "
+                          f"~{fmt.duration(est.gpu_seconds)} ({est.gpu_source})", highlight=False)
+        console.print(_total_line(estimates, groups), highlight=False)
 
 
 def _print_summary(summary) -> None:
@@ -258,7 +357,7 @@ def _print_summary(summary) -> None:
     for error, exp_ids in by_error.items():
         err_console.print(f"  [red]{', '.join(exp_ids)}[/] failed: {escape(error)}", highlight=False)
     if summary.interrupted:
-        from fembed_jax.train.runner import NOTHING_NEW
+        from fembed_jax.train.group import NOTHING_NEW
 
         where = "; ".join(f"{exp_id} {position}" for exp_id, position in summary.positions.items())
         saved = any(position != NOTHING_NEW for position in summary.positions.values())
@@ -347,8 +446,8 @@ class _Display:
             self._print(f"stopping: saving the position inside epoch {info['epoch'] + 1} "
                         f"(step {info['step']}/{info['steps']}) of {escape(cfg.exp_id)}…")
         elif kind == "freed":
-            self._print(f"{escape(cfg.exp_id)}: checkpoints {_size(info['before'])} → "
-                        f"{_size(info['after'])} (kept {_KEPT[info['kept']]})", note=True)
+            self._print(f"{escape(cfg.exp_id)}: checkpoints {fmt.size(info['before'])} → "
+                        f"{fmt.size(info['after'])} (kept {_KEPT[info['kept']]})", note=True)
         elif kind in ("end", "failed", "interrupted", "busy"):
             exp = self.exps.pop(cfg.exp_id, None)
             if exp is not None and exp.task is not None:
@@ -360,8 +459,8 @@ class _Display:
                                          where=f"{self.done}/{self.total}")
             if kind == "end":
                 agg = info["record"]["val_metrics"]
-                self._print(f"{cfg.exp_id}: precision {_fmt(agg.get('precision'))} recall "
-                            f"{_fmt(agg.get('recall'))} AUC {_fmt(agg.get('auc'))} "
+                self._print(f"{cfg.exp_id}: precision {fmt.num(agg.get('precision'))} recall "
+                            f"{fmt.num(agg.get('recall'))} AUC {fmt.num(agg.get('auc'))} "
                             f"({'mean of ' + str(cfg.seeds) + ' seeds' if cfg.seeds > 1 else '1 seed'})")
             elif kind == "failed":
                 self._print(f"[red]{cfg.exp_id} failed[/]: {escape(info['error'])}", error=True)
@@ -429,24 +528,6 @@ class _Training:
         if not self.first or self.latest[0] <= self.first[0] or self.latest[1] <= self.first[1]:
             return None
         rate = (self.latest[1] - self.first[1]) / (self.latest[0] - self.first[0])
-        return _duration((self.cfg.epochs - self.progress) / rate)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}" if count < 10 * scale else f"{count / scale:.0f} {unit}"
-    return f"{count} B"
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+        return fmt.duration((self.cfg.epochs - self.progress) / rate)
 
 

@@ -9,6 +9,8 @@ import time
 from rich.markup import escape
 from rich.table import Table
 
+from fembed_jax.report import fmt
+
 from .common import UsageError, console, guarded, registry_from_args
 from .paths import add_path_options, outputs_dir
 
@@ -52,31 +54,41 @@ def run(args: argparse.Namespace) -> int:
     with RunStore(path, readonly=True) as store:
         rows = store.experiments()
         results = store.results(with_record=False)
+        last_epoch_at = {row["exp_id"]: max((e["recorded_at"] for e in store.epochs(row["exp_id"])), default=None)
+                         for row in rows if row["state"] == "running"}
     now = time.time()
     for row in rows:
         row["shown_state"], row["liveness"] = shown_state(row, now)
+    queue_eta, no_eta = _etas(rows, last_epoch_at, now)
     counts = {state: sum(row["shown_state"] == state for row in rows) for state in STATE_STYLE}
     counts = {state: n for state, n in counts.items() if n}
     recent = sorted(results, key=lambda r: r.get("finished_at") or 0, reverse=True)[: args.results]
     if args.json:
         print(json.dumps({
-            "store": str(path), "exists": True, "queue": counts,
+            "store": str(path), "exists": True, "queue": counts, "eta_seconds": queue_eta,
+            "eta_unknown": no_eta,
             "experiments": [_experiment_json(row, now) for row in rows],
             "results": [{k: r.get(k) for k in RESULT_FIELDS} for r in recent],
         }, indent=1))
         return 0
-    console.print("queue: " + (", ".join(f"{n} {state}" for state, n in counts.items()) or "empty"),
+
+    eta = ""
+    if queue_eta is not None or no_eta:
+        eta = f"; ETA {fmt.duration(queue_eta) if queue_eta is not None else '?'}" + (
+            f" ({no_eta} without an estimate: see fembed run --dry-run)" if no_eta else "")
+    console.print("queue: " + (", ".join(f"{n} {state}" for state, n in counts.items()) or "empty") + eta,
                   highlight=False)
     active = [r for r in rows if r["shown_state"] in ("running", "stalled", "interrupted", "failed")]
     if active:
         table = Table(header_style="bold", title="running, interrupted and failed", title_justify="left")
-        for column in ("id", "state", "attempts", "epochs", "runner / error", "heartbeat"):
+        for column in ("id", "state", "attempts", "epochs", "ETA", "runner / error", "heartbeat"):
             table.add_column(column)
         for r in active:
             beat = r.get("heartbeat_at")
             state = r["shown_state"]
             table.add_row(r["exp_id"], f"[{STATE_STYLE[state]}]{state}[/]", str(r.get("attempts") or 0),
                           str(r.get("epochs_run") or 0),
+                          "-" if state == "failed" or r.get("eta_seconds") is None else fmt.duration(r["eta_seconds"]),
                           escape(r["liveness"] if state != "failed" else r.get("error") or ""),
                           f"{now - beat:.0f}s ago" if beat else "-")
         console.print(table)
@@ -90,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 _pm(r.get("precision_mean"), r.get("precision_std")),
                 f"{r.get('tp_total') if r.get('tp_total') is not None else '-'}/"
                 f"{r.get('pred_pos_total') if r.get('pred_pos_total') is not None else '-'}",
-                _num(r.get("recall_mean")), _pm(r.get("auc_mean"), r.get("auc_std")),
+                fmt.num(r.get("recall_mean")), _pm(r.get("auc_mean"), r.get("auc_std")),
                 "yes" if r.get("collapsed") else "", str(r.get("epochs") or "-"),
                 f"{(r.get('seconds') or 0) / 60:.1f} min")
         console.print(table)
@@ -103,11 +115,31 @@ def _experiment_json(row: dict, now: float) -> dict:
             "attempts": row.get("attempts") or 0, "epochs_run": row.get("epochs_run") or 0,
             "runner": row.get("claimed_by"), "liveness": row["liveness"] or None,
             "heartbeat_age_s": None if beat is None else round(now - beat, 1),
-            "error": row.get("error"), "run_hash": row.get("config_hash")}
+            "error": row.get("error"), "run_hash": row.get("config_hash"),
+            "eta_seconds": row.get("eta_seconds")}
 
 
-def _num(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _etas(rows: list[dict], last_epoch_at: dict, now: float) -> tuple[float | None, int]:
+    """Each row's eta_seconds (fembed_jax.estimate, the estimate its run remembered) and the
+    queue's: pending, running and interrupted experiments, one after the other."""
+    from fembed_jax.estimate import eta_seconds, load_cache
+
+    cache = load_cache()
+    total, unknown = 0.0, 0
+    for row in rows:
+        state = row["shown_state"]
+        if state not in ("pending", "running", "stalled", "interrupted"):
+            row["eta_seconds"] = None
+            continue
+        # An interrupted or stalled one resumes from its last epoch: no time into an epoch counts.
+        eta = eta_seconds({**row, "state": "running" if state == "running" else "pending"},
+                          last_epoch_at=last_epoch_at.get(row["exp_id"]), now=now, cache=cache)
+        row["eta_seconds"] = None if eta is None else round(eta, 1)
+        if eta is None:
+            unknown += 1
+        else:
+            total += eta
+    return (round(total, 1) if total or not unknown else None), unknown
 
 
 def _pm(mean, std) -> str:

@@ -15,6 +15,8 @@ from rich.markup import escape
 
 from fembed_jax.registry import Registry, RegistryError, load_registry
 
+from .errors import UsageError  # the commands import it from here
+
 # Piped or captured output is never hard-wrapped: a wrapped path or message is unreadable and
 # unsearchable (rich would wrap at 80 columns). Tables render at their natural width there;
 # scripts read --json.
@@ -30,10 +32,6 @@ def _console(stderr: bool) -> Console:
 
 console = _console(stderr=False)
 err_console = _console(stderr=True)
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed without a traceback, exit code 2."""
 
 
 def add_common_options(parser: argparse.ArgumentParser, top_level: bool = False) -> None:

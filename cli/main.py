@@ -17,8 +17,8 @@ from fembed_jax import __version__
 from .common import add_common_options, debug_enabled, err_console
 
 # Subcommands in the order `fembed --help` lists them; each module has register(subparsers).
-COMMANDS = ("init", "list", "show", "run", "status", "reset", "tui", "data", "report", "compare",
-            "import_legacy", "evaluate", "export", "completion")
+COMMANDS = ("init", "list", "show", "run", "status", "reset", "clean", "tui", "data", "report",
+            "compare", "import_legacy", "evaluate", "export", "completion")
 
 EPILOG = """\
 examples:

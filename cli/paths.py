@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fembed_jax.registry import Registry
 
-from .common import UsageError
+from .errors import UsageError
 
 REGISTRY_IN_PROJECT = Path("registry") / "experiments.toml"
 
@@ -32,7 +32,8 @@ def add_path_options(parser: argparse.ArgumentParser, data: bool = True) -> None
     parser.add_argument("--outputs", metavar="DIR",
                         help="run store and results (default: the project's outputs/, or $FEMBED_OUTPUTS)")
     parser.add_argument("--checkpoints", metavar="DIR",
-                        help="checkpoints (default: the project's checkpoints/, or $FEMBED_CHECKPOINTS)")
+                        help="checkpoints (default: $FEMBED_CHECKPOINTS, else the project's checkpoints/; "
+                             "with --outputs naming another folder, checkpoints/ inside it)")
 
 
 def packaged_registry() -> Path:
@@ -81,10 +82,17 @@ def store_path(args: argparse.Namespace, registry_file: Path) -> Path:
 
 
 def paths_from_args(args: argparse.Namespace, registry: Registry) -> tuple[Path, Path]:
-    checkpoints = getattr(args, "checkpoints", None) or os.environ.get("FEMBED_CHECKPOINTS")
-    checkpoints = (Path(checkpoints).expanduser() if checkpoints
-                   else project_root(registry.path) / "checkpoints")
-    return outputs_dir(args, registry.path), checkpoints
+    """(outputs, checkpoints). A run into another outputs folder (a quick look with --outputs
+    /tmp/quick) keeps its checkpoints there too: in the project's checkpoints/ they would
+    replace the weights the project's own results were selected with."""
+    outputs = outputs_dir(args, registry.path)
+    chosen = getattr(args, "checkpoints", None) or os.environ.get("FEMBED_CHECKPOINTS")
+    if chosen:
+        return outputs, Path(chosen).expanduser()
+    root = project_root(registry.path)
+    if outputs.resolve() != (root / "outputs").resolve():
+        return outputs, outputs / "checkpoints"
+    return outputs, root / "checkpoints"
 
 
 def data_config_from_args(args: argparse.Namespace, registry: Registry):

@@ -8,6 +8,7 @@ import datetime as dt
 from rich.table import Table
 
 from fembed_jax.config import ExperimentConfig
+from fembed_jax.report.fmt import num
 
 from .common import console, registry_from_args
 from .paths import outputs_dir
@@ -42,7 +43,7 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
         console.print("No results yet.")
         return
     record = result["record"]
-    from fembed_jax.train.runner import describe_result
+    from fembed_jax.train.plan import describe_result
 
     label = "legacy record (1 seed, final-epoch weights)" if result.get("legacy") else (
         f"{describe_result(result)}, selection '{record.get('selection')}'")
@@ -57,10 +58,10 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
         ci = (f"{m['precision_ci_low']:.2f}-{m['precision_ci_high']:.2f}"
               if m.get("precision_ci_low") is not None else "-")
         precision = ("undefined (0 predicted)" if m.get("n_positive_preds") == 0 and m.get("precision") is None
-                     else _f(m.get("precision")))
+                     else num(m.get("precision")))
         table.add_row(str(m.get("seed")), precision, ci,
                       f"{m.get('true_positives', '-')}/{m.get('n_positive_preds', '-')}",
-                      _f(m.get("recall")), _f(m.get("auc")), _f(m.get("pred_range")),
+                      num(m.get("recall")), num(m.get("auc")), num(m.get("pred_range")),
                       str(m.get("best_epoch", "-")), "yes" if m.get("collapsed") else "")
     console.print(table)
     agg = record.get("val_metrics_aggregate") or {}
@@ -75,7 +76,7 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
 
 
 def _print_history(history: list[dict]) -> None:
-    from fembed_jax.train.runner import describe_result
+    from fembed_jax.train.plan import describe_result
 
     if not history:
         return
@@ -84,10 +85,6 @@ def _print_history(history: list[dict]) -> None:
         table.add_column(column)
     for old in history:
         when = dt.datetime.fromtimestamp(old["replaced_at"]).isoformat(sep=" ", timespec="minutes")
-        table.add_row(str(old.get("config_hash")), describe_result(old), _f(old.get("auc_mean")),
-                      _f(old.get("precision_mean")), when)
+        table.add_row(str(old.get("config_hash")), describe_result(old), num(old.get("auc_mean")),
+                      num(old.get("precision_mean")), when)
     console.print(table)
-
-
-def _f(value) -> str:
-    return "-" if value is None else f"{value:.3f}"

@@ -8,7 +8,7 @@ a filesystem), is flushed and fsync'ed, then ``os.replace`` swaps it in and the 
 fsync'ed so the rename itself survives a power cut. A crash at any point leaves either the old
 file or the new one, never a mixture; a failure before the rename removes the temporary file
 and leaves the old contents untouched. Temporary names are ``.<name>.<random>.tmp``: hidden,
-and what the runner sweeps up after a crash (runner._remove_interrupted_writes).
+and what the runner sweeps up after a crash (train.queue._remove_interrupted_writes).
 
 Permissions: the file gets the mode any file the user creates gets (``0o666 & ~umask``, or
 what a default ACL of the folder says), not mkstemp's 0600: collaborators on a shared cluster

@@ -13,12 +13,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from fembed_jax.config import ExperimentConfig
+from fembed_jax.config import ExperimentConfig, fields_with
 
 # Fields that determine the parameter shapes (dropout, loss, etc. do not).
-SHAPE_FIELDS = ("num_features", "d_embed", "d_model", "n_layers", "n_heads", "d_ff",
-                "context_length", "patch_length", "stride", "use_revin", "embedding",
-                "embedding_params")
+SHAPE_FIELDS = fields_with("model")  # the fields a parameter count depends on
 
 
 def _models_source_hash() -> str:

@@ -5,8 +5,8 @@ One orbax step per saved epoch, holding two items:
 * ``state`` — any pytree of jax/numpy arrays (seed-stacked params, optax state with its
   namedtuples, early-stopping arrays, PRNG key *data* as uint32); restored against an abstract
   target so container types come back as they were saved.
-* ``meta``  — a small JSON object: the caller's fields plus ``config_hash``, ``epoch``,
-  ``state_sha256`` (a SHA-256 over every leaf's dtype, shape and bytes) and ``meta_sha256``
+* ``meta``  — a small JSON object: the caller's fields plus ``config_hash`` (the run hash),
+  ``epoch``, ``state_sha256`` (a SHA-256 over every leaf's dtype, shape and bytes) and ``meta_sha256``
   (a SHA-256 of the canonical JSON of all the other meta fields, state_sha256 included).
 
 Why the digests: orbax/tensorstore detect truncated or missing files, but flipped bytes inside
@@ -55,6 +55,7 @@ import numpy as np
 
 from fembed_jax import faults
 from fembed_jax.atomic import fsync_directory
+from fembed_jax.checkpoint_layout import META_ITEM, SELECTED_DIR, STATE_ITEM
 from fembed_jax.results_io import content_digest, to_jsonable
 
 __all__ = ["Checkpointer", "CheckpointWarning", "Freed", "KEEP", "RestoredCheckpoint", "meta_digest",
@@ -67,7 +68,6 @@ _UNSEALED_FORMAT = 1  # saved before meta_sha256 existed
 _META_DIGEST = "meta_sha256"
 _RESERVED_META = ("epoch", "state_sha256", _META_DIGEST, "checkpoint_format", "saved_at")
 _INTERNAL_META = ("state_sha256", _META_DIGEST, "checkpoint_format")  # not handed back to callers
-SELECTED_DIR = "selected"  # under an experiment's directory: the selected weights of a finished run
 # What free() keeps of a finished experiment: its selected weights only, its last state (which
 # holds them too), or every step.
 KEEP = ("best", "last", "all")
@@ -221,28 +221,29 @@ def _items_of(abstract_state: Any, meta: Mapping[str, Any]) -> Any:
 
 
 class Checkpointer:
-    """Checkpoints of one experiment at ``directory``, tied to its ``config_hash``.
+    """Checkpoints of one experiment at ``directory``, tied to its ``run_hash`` (config + data;
+    kept in each step's meta as ``config_hash``, the name steps have always used on disk).
 
     ``save`` is synchronous and fsyncs the finished step, so once it returns the epoch is on
-    disk. ``restore_latest`` resumes from the newest step that has the same config hash and
+    disk. ``restore_latest`` resumes from the newest step that has the same run hash and
     restores intact; anything else is skipped with a ``CheckpointWarning`` naming the path.
     """
 
     def __init__(
         self,
         directory: str | os.PathLike[str],
-        config_hash: str,
+        run_hash: str,
         max_to_keep: int = 2,
         *,
         fsync: bool = True,
     ) -> None:
         if max_to_keep < 1:
             raise ValueError(f"checkpoints in {directory}: max_to_keep must be >= 1, got {max_to_keep}")
-        if not config_hash:
-            raise ValueError(f"checkpoints in {directory}: config_hash is required")
+        if not run_hash:
+            raise ValueError(f"checkpoints in {directory}: run_hash is required")
         # orbax/tensorstore refuse relative paths ("Checkpoint path should be absolute").
         self.directory = pathlib.Path(directory).expanduser().absolute()
-        self.config_hash = config_hash
+        self.run_hash = run_hash
         self.max_to_keep = max_to_keep
         self.fsync = fsync
         self._manager: Any = None  # orbax CheckpointManager, made on first use
@@ -259,7 +260,7 @@ class Checkpointer:
                 cleanup_tmp_directories=True,  # leftovers of a crash mid-save
                 temporary_path_class=_step_directory_class(),
             )
-            self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+            self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=(STATE_ITEM, META_ITEM))
         return self._manager
 
     def close(self) -> None:
@@ -274,7 +275,7 @@ class Checkpointer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Checkpointer({str(self.directory)!r}, config_hash={self.config_hash!r}, max_to_keep={self.max_to_keep})"
+        return f"Checkpointer({str(self.directory)!r}, run_hash={self.run_hash!r}, max_to_keep={self.max_to_keep})"
 
     # -- operations --------------------------------------------------------------------------
 
@@ -300,18 +301,18 @@ class Checkpointer:
         if epoch < 0:
             raise ValueError(f"checkpoint {self.directory}: epoch must be >= 0, got {epoch}")
         user_meta = dict(to_jsonable(dict(meta or {})))
-        given_hash = user_meta.pop("config_hash", self.config_hash)
-        if given_hash != self.config_hash:
+        given_hash = user_meta.pop("config_hash", self.run_hash)
+        if given_hash != self.run_hash:
             raise ValueError(
                 f"checkpoint {self.directory}: meta config_hash {given_hash!r} differs from the "
-                f"checkpointer's {self.config_hash!r}"
+                f"checkpointer's {self.run_hash!r}"
             )
         clashing = [key for key in _RESERVED_META if key in user_meta]
         if clashing:
             raise ValueError(f"checkpoint {self.directory}: meta keys {clashing} are reserved")
         full_meta = {
             **user_meta,
-            "config_hash": self.config_hash,
+            "config_hash": self.run_hash,
             "epoch": epoch,
             "state_sha256": state_digest(state),
             "checkpoint_format": CHECKPOINT_FORMAT,
@@ -376,8 +377,8 @@ class Checkpointer:
             if problem:
                 self._skip(path, problem)
                 continue
-            if meta.get("config_hash") != self.config_hash:
-                self._skip(path, f"saved for config {meta.get('config_hash')!r}, not {self.config_hash!r}")
+            if meta.get("config_hash") != self.run_hash:
+                self._skip(path, f"saved for config {meta.get('config_hash')!r}, not {self.run_hash!r}")
                 continue
             try:
                 wanted = abstract_state(meta) if callable(abstract_state) else abstract_state
@@ -406,7 +407,7 @@ class Checkpointer:
     # -- a finished experiment ----------------------------------------------------------------
 
     def _selected(self) -> Checkpointer:
-        return Checkpointer(self.directory / SELECTED_DIR, self.config_hash, max_to_keep=1, fsync=self.fsync)
+        return Checkpointer(self.directory / SELECTED_DIR, self.run_hash, max_to_keep=1, fsync=self.fsync)
 
     def save_selected(self, epoch: int, state: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> pathlib.Path:
         """Save part of a finished experiment's state (a mapping: its selected weights and
@@ -433,6 +434,7 @@ class Checkpointer:
         manager = self._mgr() if steps else None
         for step in steps if keep == "best" else steps[:-1]:
             manager.delete(step)
+            faults.hit("checkpoint.step_deleted")
         if keep == "last" and steps:
             shutil.rmtree(self.directory / SELECTED_DIR, ignore_errors=True)
         if self.fsync and self.directory.exists():

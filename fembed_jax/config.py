@@ -14,12 +14,25 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-# Losses whose early stopping watches val_loss in the original runner (get_early_stop_metric).
-
 SEED_BASE = 42  # the original's seed; seed k of an experiment is SEED_BASE + k (runner and TUI)
 
-# Fields that describe an experiment but never change what training produces.
-_NOT_HASHED = frozenset({"exp_id", "priority", "description"})
+# What each config field is for. Every field has at least one role (tests/test_config.py), and
+# every list of fields elsewhere is derived from these with `fields_with`:
+#   name     names the experiment; never changes what training produces (not hashed)
+#   data     selects the dataset it trains on (one loaded dataset per distinct value)
+#   model    shapes the network and so its parameter count (catalog.param_counts)
+#   program  changes the compiled training program, not the parameters (dropout, batch, loss
+#            family: `loss` maps to its family in engine.structure_key)
+#   member   a value the program takes per member (experiment x seed) as an array: experiments
+#            differing only in these share one program
+#   loop     read by the Python epoch loop (epochs, early stopping, selection)
+ROLES = ("name", "data", "model", "program", "member", "loop")
+
+
+def _field(default: Any = dataclasses.MISSING, *roles: str, factory: Any = dataclasses.MISSING):
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata={"roles": frozenset(roles)})
+    return dataclasses.field(default=default, metadata={"roles": frozenset(roles)})
 
 
 class FrozenParams(Mapping):
@@ -56,37 +69,37 @@ class FrozenParams(Mapping):
 class ExperimentConfig:
     """One fully resolved experiment. Field meanings follow the original's ExperimentSpec."""
 
-    exp_id: str
-    priority: str
-    tier: str
-    num_features: int
-    description: str = ""
-    d_embed: int | None = None
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 8
-    d_ff: int = 512
-    dropout: float = 0.5
-    head_dropout: float = 0.0
-    weight_decay: float = 0.0
-    learning_rate: float = 1e-4
-    batch_size: int = 128
-    epochs: int = 50
-    context_length: int = 80
-    patch_length: int = 16
-    stride: int = 8
-    use_revin: bool = True
-    loss: str = "bce"
-    loss_params: FrozenParams = dataclasses.field(default_factory=FrozenParams)
-    embedding: str = "none"
-    embedding_params: FrozenParams = dataclasses.field(default_factory=FrozenParams)
-    early_stop_metric: str = "val_auc"
-    patience: int = 15
-    min_delta: float = 0.001
-    task: str = "threshold_1pct"
-    horizon: int = 1
-    selection: str = "best"
-    seeds: int = 5
+    exp_id: str = _field(dataclasses.MISSING, "name")
+    priority: str = _field(dataclasses.MISSING, "name")
+    tier: str = _field(dataclasses.MISSING, "data")
+    num_features: int = _field(dataclasses.MISSING, "data", "model")  # given by the tier
+    description: str = _field("", "name")
+    d_embed: int | None = _field(None, "model")
+    d_model: int = _field(128, "model")
+    n_layers: int = _field(4, "model")
+    n_heads: int = _field(8, "model")
+    d_ff: int = _field(512, "model")
+    dropout: float = _field(0.5, "program")
+    head_dropout: float = _field(0.0, "program")
+    weight_decay: float = _field(0.0, "member")
+    learning_rate: float = _field(1e-4, "member")
+    batch_size: int = _field(128, "program")
+    epochs: int = _field(50, "loop")
+    context_length: int = _field(80, "data", "model")
+    patch_length: int = _field(16, "model")
+    stride: int = _field(8, "model")
+    use_revin: bool = _field(True, "model")
+    loss: str = _field("bce", "program", "member")  # its family shapes the program, its name the values
+    loss_params: FrozenParams = _field(dataclasses.MISSING, "member", factory=FrozenParams)
+    embedding: str = _field("none", "model")
+    embedding_params: FrozenParams = _field(dataclasses.MISSING, "model", factory=FrozenParams)
+    early_stop_metric: str = _field("val_auc", "loop")
+    patience: int = _field(15, "loop")
+    min_delta: float = _field(0.001, "loop")
+    task: str = _field("threshold_1pct", "data")
+    horizon: int = _field(1, "data")
+    selection: str = _field("best", "loop")
+    seeds: int = _field(5, "member")
 
     def __post_init__(self):
         # Accept plain dicts from callers; store them frozen so the config stays immutable.
@@ -108,7 +121,7 @@ class ExperimentConfig:
         return out
 
     def hashed_fields(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        return {k: v for k, v in self.to_dict().items() if k not in fields_with("name")}
 
     @property
     def config_hash(self) -> str:
@@ -123,7 +136,34 @@ class ExperimentConfig:
 CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
 
 
+def roles_of(name: str) -> frozenset[str]:
+    return next(f.metadata["roles"] for f in dataclasses.fields(ExperimentConfig) if f.name == name)
+
+
+def fields_with(*roles: str) -> tuple[str, ...]:
+    """The config fields having any of `roles`, in declaration order."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown config field role(s) {sorted(unknown)}; roles are {ROLES}")
+    return tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.metadata["roles"] & set(roles))
+
+
 def default_early_stop_metric(loss: str) -> str:
     from fembed_jax.loss_specs import EARLY_STOP_METRIC  # the one home of this fact
 
     return EARLY_STOP_METRIC.get(loss, "val_auc")
+
+
+def structure_key(cfg: ExperimentConfig) -> tuple:
+    """What changes the compiled training program: every field whose role is data, model or
+    program, the loss by its family (mildfocal shares focal's). Experiments with equal keys can
+    share one program (train/schedule.py groups them; fembed_jax.estimate times one per key)."""
+    from fembed_jax.loss_specs import loss_family
+
+    def value(name: str):
+        raw = getattr(cfg, name)
+        if name == "loss":
+            return loss_family(raw)
+        return tuple(sorted(raw.items())) if isinstance(raw, Mapping) else raw
+
+    return tuple((name, value(name)) for name in fields_with("data", "model", "program"))

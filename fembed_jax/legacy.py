@@ -90,13 +90,13 @@ def normalise(raw: Any, source: str | os.PathLike[str] = "<memory>", *, sha256: 
     that disagree with it (the original logged default architectures for six overridden runs)
     are listed in ``notes``. Raises LegacyFormatError naming ``source`` and the field.
     """
-    from fembed_jax.results_io import _SAFE_EXP_ID
+    from fembed_jax.results_io import SAFE_EXP_ID
 
     where = str(source)
     if not isinstance(raw, Mapping):
         raise LegacyFormatError(f"{where}: expected a JSON object, found {type(raw).__name__}")
     exp_id = raw.get("exp_id")
-    if not isinstance(exp_id, str) or not _SAFE_EXP_ID.match(exp_id):
+    if not isinstance(exp_id, str) or not SAFE_EXP_ID.match(exp_id):
         raise LegacyFormatError(f"{where}: exp_id must be an experiment id such as FE-05, got {exp_id!r}")
     if raw.get("dry_run"):
         raise LegacyFormatError(f"{where}: a --dry-run record (no metrics)")

@@ -59,8 +59,8 @@ def judge(owner: str | None, heartbeat_at: float | None, claimed_at: float | Non
     return Liveness("alive", f"heartbeat {age:.0f}s ago")
 
 
-def _local_pid(owner: str | None) -> int | None:
-    """The pid of an owner on this host (not this process), else None."""
+def owner_pid(owner: str | None) -> int | None:
+    """The pid of a runner ``host:pid:token`` on this host, else None."""
     if not owner or os.name != "posix":  # os.kill(pid, 0) would terminate on Windows
         return None
     parts = owner.rsplit(":", 2)
@@ -70,7 +70,13 @@ def _local_pid(owner: str | None) -> int | None:
         pid = int(parts[1])
     except ValueError:
         return None
-    return pid if pid > 0 and pid != os.getpid() else None
+    return pid if pid > 0 else None
+
+
+def _local_pid(owner: str | None) -> int | None:
+    """The pid of an owner on this host (not this process), else None."""
+    pid = owner_pid(owner)
+    return pid if pid != os.getpid() else None
 
 
 def _local_process(pid: int, claimed_at: float | None) -> Liveness | None:

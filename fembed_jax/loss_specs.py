@@ -49,7 +49,7 @@ class _LossSpec:
 # clamp. Regularisation strengths (lambda_*) may be any finite number: a negative value flips the
 # regulariser (e.g. lambda_entropy < 0 gives the confidence bonus EntropyReg was meant to be).
 _EPS = _Param(EPS, _clamp_eps)
-_SPECS: dict[str, _LossSpec] = {
+SPECS: dict[str, _LossSpec] = {
     "bce": _LossSpec("bce", {}, "val_auc"),
     "softauc": _LossSpec("softauc", {"gamma": _Param(2.0, _at_least_zero)}, "val_auc"),
     "focal": _LossSpec("focal",
@@ -97,21 +97,21 @@ _SPECS: dict[str, _LossSpec] = {
     ),
 }
 
-LOSS_NAMES: tuple[str, ...] = tuple(_SPECS)
-EARLY_STOP_METRIC: dict[str, str] = {name: s.early_stop_metric for name, s in _SPECS.items()}
+LOSS_NAMES: tuple[str, ...] = tuple(SPECS)
+EARLY_STOP_METRIC: dict[str, str] = {name: s.early_stop_metric for name, s in SPECS.items()}
 
 
 def _spec(name) -> _LossSpec:
-    if not isinstance(name, str) or name not in _SPECS:
+    if not isinstance(name, str) or name not in SPECS:
         raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSS_NAMES)}")
-    return _SPECS[name]
+    return SPECS[name]
 
 
 def validate_loss_params(name, params: Mapping | None) -> list[str]:
     """Problems with ``params`` for loss ``name``, one message each (empty list: valid)."""
-    if not isinstance(name, str) or name not in _SPECS:
+    if not isinstance(name, str) or name not in SPECS:
         return [f"unknown loss {name!r}; valid losses: {', '.join(LOSS_NAMES)}"]
-    allowed = _SPECS[name].params
+    allowed = SPECS[name].params
     if params is None:
         return []
     if not isinstance(params, Mapping):
@@ -140,7 +140,7 @@ def loss_hparams(name: str, /, **params) -> dict[str, float]:
     errors = validate_loss_params(name, params)
     if errors:
         raise ValueError("; ".join(errors))
-    spec = _SPECS[name]
+    spec = SPECS[name]
     return {key: float(params.get(key, p.default)) for key, p in spec.params.items()}
 
 

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 # The losses' names, parameters, checks and families live apart from the math (no jax there).
-from fembed_jax.loss_specs import (EARLY_STOP_METRIC, EPS, LOSS_NAMES, _SPECS, early_stop_metric,
+from fembed_jax.loss_specs import (EARLY_STOP_METRIC, EPS, LOSS_NAMES, SPECS, early_stop_metric,
                                    loss_family, loss_hparams, validate_loss_params)
 
 __all__ = [
@@ -270,7 +270,7 @@ assert set(_FNS) == set(LOSS_NAMES), "every loss of loss_specs has its function 
 
 
 def _family_fn(family: str):
-    spec = _SPECS[family]  # every family is named after its defining loss
+    spec = SPECS[family]  # every family is named after its defining loss
     keys = tuple(spec.params)
 
     def loss_fn(probs, targets, hparams: Mapping, mask=None):
@@ -288,7 +288,7 @@ def _family_fn(family: str):
     return loss_fn
 
 
-_FAMILY_FNS = {family: _family_fn(family) for family in {s.family for s in _SPECS.values()}}
+_FAMILY_FNS = {family: _family_fn(family) for family in {s.family for s in SPECS.values()}}
 
 
 def loss_fn_from_hparams(name: str) -> Callable:

@@ -13,8 +13,8 @@ Window starts are row numbers of one tier (tiers drop different warm-up rows), s
 experiments on different tiers are paired by decision date, not by start row.
 The file is written atomically (fembed_jax.atomic).
 
-Integrity: results.json records the file's SHA-256 (``predictions_sha256``, taken by
-``results_io.write_results`` from the file beside it). ``load_predictions`` checks it, so a file
+Integrity: results.json records the file's SHA-256 (``predictions_sha256``, taken by this
+module's ``write_results`` from the file beside it). ``load_predictions`` checks it, so a file
 overwritten, cut short or deleted after its results.json was written is reported damaged
 (``PredictionsDamagedError``) instead of being used or silently missing. A results.json
 without the field (written before it existed) leaves the file unverified, as before.
@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fembed_jax import results_io
 from fembed_jax.atomic import atomic_write
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "PredictionsError",
     "align",
     "digests_beside",
+    "write_results",
     "load_predictions",
     "predictions_path",
     "save_predictions",
@@ -81,10 +84,8 @@ class Predictions:
 
 def predictions_path(outputs_dir: str | os.PathLike[str], exp_id: str,
                      filename: str = PREDICTIONS_FILENAME) -> Path:
-    from fembed_jax.results_io import results_path
-
     # results_path validates the id as a directory name (no "..", no slashes).
-    return results_path(outputs_dir, exp_id).parent / filename
+    return results_io.results_path(outputs_dir, exp_id).parent / filename
 
 
 def _check(probs: np.ndarray, labels: np.ndarray, starts: np.ndarray, seeds: np.ndarray,
@@ -135,7 +136,6 @@ def write_predictions(path: str | os.PathLike[str], probs, labels, starts, seeds
 
 def _reseal_results(path: Path) -> None:
     """Rewrite the sealed, intact results.json beside ``path`` when it records another digest."""
-    from fembed_jax import results_io
 
     results = path.parent / results_io.RESULTS_FILENAME
     try:
@@ -147,7 +147,7 @@ def _reseal_results(path: Path) -> None:
     if (record.get(results_io.PREDICTIONS_DIGEST_KEY) or {}).get(path.name) == results_io.file_sha256(path):
         return
     body = {key: value for key, value in record.items() if key not in results_io.SEAL_KEYS}
-    results_io.write_results(results, body)  # takes the new file's digest
+    write_results(results, body)  # takes the new file's digest
 
 
 def save_predictions(outputs_dir: str | os.PathLike[str], exp_id: str, fit_result: Any,
@@ -184,14 +184,20 @@ def _read(path: Path) -> Predictions:
                        seeds=data["seeds"], dates=dates)
 
 
+def write_results(path: str | os.PathLike[str], record: Mapping[str, Any]) -> Path:
+    """results_io.write_results, and for a results.json the digests of the intact predictions
+    lying beside it (``digests_beside``): what the runner writes after save_predictions."""
+    path = Path(path)
+    digests = digests_beside(path.parent) if path.name == results_io.RESULTS_FILENAME else None
+    return results_io.write_results(path, record, predictions=digests)
+
+
 def digests_beside(folder: str | os.PathLike[str]) -> dict[str, str]:
     """``{filename: sha256}`` of the sealed prediction files in ``folder`` that can be used.
 
-    What results.json records (``results_io.write_results``). A file that does not load is
-    left out rather than recorded: its digest would vouch for damage.
+    What results.json records (``write_results``). A file that does not load is left out
+    rather than recorded: its digest would vouch for damage.
     """
-    from fembed_jax.results_io import file_sha256
-
     found = {}
     for name in SEALED_FILENAMES:
         path = Path(folder) / name
@@ -201,15 +207,13 @@ def digests_beside(folder: str | os.PathLike[str]) -> dict[str, str]:
             _read(path)
         except PredictionsError:
             continue
-        found[name] = file_sha256(path)
+        found[name] = results_io.file_sha256(path)
     return found
 
 
 def _recorded_digest(path: Path) -> str | None:
     """The SHA-256 the results.json beside ``path`` records for it; None when it records none,
     or cannot vouch for anything (missing or damaged: then the file is unverified)."""
-    from fembed_jax import results_io
-
     if path.name not in SEALED_FILENAMES:
         return None
     try:
@@ -241,9 +245,7 @@ def load_predictions(outputs_dir: str | os.PathLike[str], exp_id: str,
         raise PredictionsDamagedError(f"{path}: predictions missing (damaged): the file is gone, "
                                       f"results.json records it; {regenerate}")
     if recorded is not None:
-        from fembed_jax.results_io import file_sha256
-
-        actual = file_sha256(path)
+        actual = results_io.file_sha256(path)
         if actual != recorded:
             raise PredictionsDamagedError(
                 f"{path}: predictions missing (damaged): sha256 {actual[:12]}… differs from the "

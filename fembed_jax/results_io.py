@@ -9,7 +9,8 @@ A file can still be changed afterwards (an edit, a bad copy, bit rot) and stay v
 
 * ``predictions_sha256`` — ``{"val_predictions.npz": sha256}`` of the run's predictions lying
   beside results.json (the runner writes them first), so readers can tell a damaged or missing
-  predictions file (fembed_jax.predictions);
+  predictions file; the digests are handed in (fembed_jax.predictions.write_results takes them:
+  this module knows nothing of the predictions' format);
 * ``record_sha256`` — SHA-256 of the canonical JSON of the record without this field.
 
 ``read_results`` checks the seal: a record whose content no longer matches it raises
@@ -62,7 +63,7 @@ PREDICTIONS_DIGEST_KEY = "predictions_sha256"
 SEAL_KEYS = (PREDICTIONS_DIGEST_KEY, RECORD_DIGEST_KEY)
 
 # Experiment ids become directory names; anything else (slashes, "..") could escape outputs/.
-_SAFE_EXP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SAFE_EXP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class ResultsFileError(ValueError):
@@ -113,7 +114,7 @@ def dumps(obj: Any, *, indent: int | None = 2) -> str:
 
 def results_path(outputs_dir: str | os.PathLike[str], exp_id: str) -> pathlib.Path:
     """``<outputs_dir>/<exp_id>/results.json``; rejects ids that are not safe directory names."""
-    if not _SAFE_EXP_ID.match(exp_id) or exp_id in {".", ".."}:
+    if not SAFE_EXP_ID.match(exp_id) or exp_id in {".", ".."}:
         raise ValueError(f"experiment id {exp_id!r} is not usable as a directory name")
     return pathlib.Path(outputs_dir) / exp_id / RESULTS_FILENAME
 
@@ -146,35 +147,31 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> pathlib.Path:
     return atomic_write(path, text.encode("utf-8"), fault="results_io")
 
 
-def _sealed(path: pathlib.Path, record: Mapping[str, Any]) -> dict[str, Any]:
+def _sealed(record: Mapping[str, Any], predictions: Mapping[str, str] | None) -> dict[str, Any]:
     """``record`` with its seal fields (see the module docstring), as plain JSON types.
 
     A predictions digest the record already carries is kept: it was taken when the file was
-    written, so a record rebuilt from the run store does not bless a file damaged since. Only
-    results.json is paired with predictions; other records (test_results.json) get the record
-    digest alone.
+    written, so a record rebuilt from the run store does not bless a file damaged since.
     """
     body = {key: value for key, value in to_jsonable(record).items() if key != RECORD_DIGEST_KEY}
-    if path.name == RESULTS_FILENAME and PREDICTIONS_DIGEST_KEY not in body:
-        from fembed_jax.predictions import digests_beside  # predictions imports this module
-
-        found = digests_beside(path.parent)
-        if found:
-            body[PREDICTIONS_DIGEST_KEY] = found
+    if predictions and PREDICTIONS_DIGEST_KEY not in body:
+        body[PREDICTIONS_DIGEST_KEY] = dict(predictions)
     body[RECORD_DIGEST_KEY] = content_digest(body)
     return body
 
 
-def write_results(path: str | os.PathLike[str], record: Mapping[str, Any]) -> pathlib.Path:
+def write_results(path: str | os.PathLike[str], record: Mapping[str, Any], *,
+                  predictions: Mapping[str, str] | None = None) -> pathlib.Path:
     """Atomically write a result record as indented JSON (numpy values converted), sealed.
 
-    The file holds ``record`` plus ``predictions_sha256`` (results.json only, when intact
-    predictions lie beside it) and ``record_sha256``; ``record`` itself is not modified.
+    The file holds ``record`` plus ``predictions_sha256`` (the ``predictions`` digests given,
+    ``{filename: sha256}``: what fembed_jax.predictions.write_results passes for a results.json
+    with intact predictions beside it) and ``record_sha256``; ``record`` itself is not modified.
     """
     if not isinstance(record, Mapping):
         raise TypeError(f"result record for {path} must be a mapping, got {type(record).__name__}")
     path = pathlib.Path(path)
-    return atomic_write_text(path, dumps(_sealed(path, record)) + "\n")
+    return atomic_write_text(path, dumps(_sealed(record, predictions)) + "\n")
 
 
 def record_verified(record: Mapping[str, Any], where: str | os.PathLike[str] = "result record") -> bool:

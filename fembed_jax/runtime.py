@@ -6,6 +6,7 @@ Must run before JAX first touches a device (importing jax is fine; jax.devices()
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from fembed_jax.catalog import cache_dir
 
@@ -13,6 +14,17 @@ PLATFORMS = ("auto", "cpu", "gpu")
 # On a CPU, several XLA host devices with the member axis sharded over them run ~1.5x faster
 # than one device (measured: 2 seeds in 0.67x the time of two single-seed runs on 2 cores).
 MAX_CPU_DEVICES = 8
+
+# The persistent compilation cache (on by default): compiled programs are kept in
+# $FEMBED_CACHE/jax, so a rerun, a resumed run and the other experiments of a priority that share
+# a program load it from disk instead of compiling again (section 3 of BENCHMARKS.md; on a GPU
+# the XLA autotuning results are kept too, JAX's jax_persistent_cache_enable_xla_caches default).
+# FEMBED_COMPILATION_CACHE=0 (or off/false/no) turns it off for a process; any other value, or
+# none, leaves it on.
+COMPILATION_CACHE_ENV = "FEMBED_COMPILATION_CACHE"
+# Programs that compile faster than this are not written (JAX's own default is 1 s; fembed's
+# init and evaluate programs compile in ~0.5-2 s on a CPU and are worth keeping).
+CACHE_MIN_COMPILE_SECONDS = 0.5
 
 
 def cpu_device_count(requested: str | int = "auto") -> int:
@@ -43,9 +55,35 @@ def configure(device: str = "auto", devices: str | int = 1) -> None:
         jax.config.update("jax_num_cpu_devices", cpu_device_count(devices))
     except RuntimeError:
         pass  # JAX already ran in this process (tests, notebooks): keep its devices
-    # Reruns and the other experiments of a priority reuse compiled programs from disk.
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    configure_compilation_cache()
+
+
+def compilation_cache_dir() -> Path | None:
+    """Where compiled programs are kept: $FEMBED_CACHE/jax (see catalog.cache_dir), or None when
+    FEMBED_COMPILATION_CACHE turns the cache off."""
+    if os.environ.get(COMPILATION_CACHE_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    return cache_dir() / "jax"
+
+
+def configure_compilation_cache() -> Path | None:
+    """Point JAX's persistent compilation cache at compilation_cache_dir() (or turn it off).
+
+    Takes effect for programs compiled after it in this process as long as JAX has not
+    compiled anything yet (JAX initialises its cache once, at the first compilation). Options
+    used (jax 0.10 and 0.11 alike): jax_compilation_cache_dir, jax_enable_compilation_cache,
+    jax_persistent_cache_min_compile_time_secs. Returns the folder, or None when off.
+    """
+    import jax
+
+    folder = compilation_cache_dir()
+    if folder is None:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)
+    return folder
 
 
 def training_devices(devices: str | int = "auto") -> list:

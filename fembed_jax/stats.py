@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fembed_jax.metrics import ALERT_RATES, classification_metrics, wilson_interval
+from fembed_jax.metrics import ALERT_RATES, COLLAPSE_RANGE, classification_metrics, wilson_interval
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
@@ -107,7 +107,7 @@ def seed_metrics(record: Mapping[str, Any], predictions: Any = None) -> list[dic
         pred_range = m.get("pred_range")
         collapsed = m.get("collapsed")
         if collapsed is None:
-            collapsed = (pp == 0) or (pred_range is not None and float(pred_range) < 0.1)
+            collapsed = (pp == 0) or (pred_range is not None and float(pred_range) < COLLAPSE_RANGE)
         operating = {key: m.get(key) for key in OPERATING_KEYS}
         if predictions is not None and k < predictions.n_seeds and np.all(np.isfinite(predictions.probs[k])):
             full = classification_metrics(predictions.probs[k], predictions.labels)

@@ -50,7 +50,7 @@ def test_a_failing_writer_keeps_the_old_file_and_leaves_no_temp_file(tmp_path):
 
 
 def test_the_temporary_file_is_hidden_and_swept_by_the_runner_after_a_crash(tmp_path):
-    """runner._remove_interrupted_writes removes .*.tmp after a crash: the names must match."""
+    """queue._remove_interrupted_writes removes .*.tmp after a crash: the names must match."""
     seen = []
     atomic.atomic_write(tmp_path / "results.json", lambda fh: seen.extend(tmp_path.glob(".*.tmp")))
     assert len(seen) == 1 and seen[0].name.startswith(".results.json.")
@@ -66,7 +66,7 @@ def test_fault_points_are_named_by_the_caller(tmp_path, monkeypatch):
 
 def _write_everything(folder: Path, monkeypatch) -> list[Path]:
     """One file from every writer of fembed (tierfiles' parquet writer aside: not ours)."""
-    from fembed_jax import catalog, results_io
+    from fembed_jax import catalog, predictions, results_io
     from fembed_jax.data import card
     from fembed_jax.predictions import predictions_path, write_predictions
     from fembed_jax.report import write_report
@@ -76,7 +76,7 @@ def _write_everything(folder: Path, monkeypatch) -> list[Path]:
         atomic.atomic_write(folder / "plain.bin", b"x"),
         results_io.atomic_write_text(folder / "error.log", "text"),
         write_predictions(predictions_path(out, "FE-01"), np.full((2, 3), 0.5), [0, 1, 0], [1, 2, 3], [42, 43]),
-        results_io.write_results(results_io.results_path(out, "FE-01"), {"exp_id": "FE-01"}),
+        predictions.write_results(results_io.results_path(out, "FE-01"), {"exp_id": "FE-01"}),
     ]
     files = write_report(out, out / "report" / "tracker.md", reference=False, plots=True)
     written += [files.markdown, files.csv, files.parquet, *files.plots]

@@ -286,6 +286,28 @@ def test_outside_any_project_the_packaged_registry_works_in_the_working_folder(t
     assert code == 0 and str(tmp_path / "outputs" / "fembed.db") in out
 
 
+def test_a_run_into_another_outputs_folder_keeps_its_checkpoints_there(tmp_path, monkeypatch, capsys):
+    """A quick look with --outputs /tmp/quick must not replace the project's checkpoints (the
+    weights its own results were selected with); the project's outputs keep the project's."""
+    import argparse
+
+    from fembed_jax.cli.paths import paths_from_args
+    from fembed_jax.registry import load_registry
+
+    for name in ("FEMBED_REGISTRY", "FEMBED_OUTPUTS", "FEMBED_CHECKPOINTS"):
+        monkeypatch.delenv(name, raising=False)
+    project = tmp_path / "sweep"
+    assert _fembed(capsys, "init", str(project))[0] == 0
+    registry = load_registry(project / "registry" / "experiments.toml")
+    quick = tmp_path / "quick"
+    assert paths_from_args(argparse.Namespace(outputs=str(quick)), registry) == (quick, quick / "checkpoints")
+    assert paths_from_args(argparse.Namespace(), registry) == (project / "outputs", project / "checkpoints")
+    same = argparse.Namespace(outputs=str(project / "outputs"))
+    assert paths_from_args(same, registry) == (project / "outputs", project / "checkpoints")
+    chosen = argparse.Namespace(outputs=str(quick), checkpoints=str(tmp_path / "c"))
+    assert paths_from_args(chosen, registry) == (quick, tmp_path / "c")
+
+
 @pytest.mark.slow
 def test_the_wheel_carries_the_registry(tmp_path):
     import zipfile

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fembed_jax import stats
-from fembed_jax.cli.cmd_compare import MISSING, config_differences, flatten
+from fembed_jax.config_diff import MISSING, config_differences, flatten
 from fembed_jax.cli.main import main
 from fembed_jax.predictions import load_predictions
 from fembed_jax.report import fmt

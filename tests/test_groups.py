@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fembed_jax.train.engine import DeviceData, Engine, structure_key
+from fembed_jax.config import structure_key
+from fembed_jax.train.engine import DeviceData, Engine
 from fembed_jax.train.fit import Member, fit, fit_group
 from helpers import synthetic_dataset, tiny_config
 

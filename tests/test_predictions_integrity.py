@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pytest
 
-from fembed_jax import results_io
+from fembed_jax import predictions, results_io
 from fembed_jax.metrics import classification_metrics
 from fembed_jax.predictions import (PredictionsDamagedError, PredictionsError, load_predictions,
                                     predictions_path, save_predictions, write_predictions)
@@ -33,7 +33,7 @@ def finished_run(outputs, exp_id: str = "FE-01") -> dict:
     dataset = types.SimpleNamespace(labels={"val": LABELS}, starts={"val": np.arange(LABELS.size)})
     save_predictions(outputs, exp_id, fit, dataset)
     record = a_record(exp_id)
-    results_io.write_results(results_io.results_path(outputs, exp_id), record)
+    predictions.write_results(results_io.results_path(outputs, exp_id), record)
     return record
 
 
@@ -97,7 +97,7 @@ def test_a_rebuilt_results_json_does_not_vouch_for_damaged_predictions(tmp_path)
     random_bytes(predictions_path(tmp_path, "FE-01"))
     results = results_io.results_path(tmp_path, "FE-01")
     results.unlink()
-    results_io.write_results(results, record)
+    predictions.write_results(results, record)
     assert "predictions_sha256" not in results_io.read_results(results)
     with pytest.raises(PredictionsError):
         load_predictions(tmp_path, "FE-01")

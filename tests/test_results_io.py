@@ -175,7 +175,7 @@ def test_rewriting_a_record_read_back_gives_the_same_bytes(tmp_path):
 
 
 class _Store:
-    """What runner._ensure_results_file asks of the run store."""
+    """What queue._ensure_results_file asks of the run store."""
 
     def __init__(self, record):
         self.record = record
@@ -185,7 +185,7 @@ class _Store:
 
 
 def test_the_runner_rebuilds_an_edited_results_json_from_the_store(tmp_path):
-    from fembed_jax.train import runner
+    from fembed_jax.train import queue
 
     path = results_path(tmp_path, "FE-01")
     write_results(path, RECORD)
@@ -195,7 +195,7 @@ def test_the_runner_rebuilds_an_edited_results_json_from_the_store(tmp_path):
     path.write_text(json.dumps(record, indent=2))
     item = types.SimpleNamespace(cfg=types.SimpleNamespace(exp_id="FE-01"), run_hash="abc123")
     options = types.SimpleNamespace(outputs_dir=tmp_path)
-    with pytest.warns(runner.RecoveryWarning, match=r"FE-01/results.json is damaged .*record_sha256.*; "
+    with pytest.warns(queue.RecoveryWarning, match=r"FE-01/results.json is damaged .*record_sha256.*; "
                                                      "rewritten from the run store"):
-        runner._ensure_results_file(_Store(json.loads(results_io.dumps(RECORD))), options, item)
+        queue._ensure_results_file(_Store(json.loads(results_io.dumps(RECORD))), options, item)
     assert path.read_bytes() == original

@@ -15,7 +15,7 @@ import types
 import numpy as np
 import pytest
 
-from fembed_jax import store as store_mod
+from fembed_jax.store import schema as schema_mod
 from fembed_jax.store import RunStore, StoreError, make_owner
 
 
@@ -67,7 +67,7 @@ def store(db_path, clock):
 
 def test_new_store_is_wal_with_current_schema(db_path):
     with RunStore(db_path) as s:
-        assert s.schema_version() == store_mod.SCHEMA_VERSION
+        assert s.schema_version() == schema_mod.SCHEMA_VERSION
     raw = sqlite3.connect(db_path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -83,15 +83,15 @@ def test_migration_hook_runs_and_newer_schema_is_refused(db_path, monkeypatch):
     def add_note_column(db):
         db.execute("ALTER TABLE experiments ADD COLUMN note TEXT")
 
-    current = store_mod.SCHEMA_VERSION
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current + 1)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {**store_mod.MIGRATIONS, current: add_note_column})
+    current = schema_mod.SCHEMA_VERSION
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", {**schema_mod.MIGRATIONS, current: add_note_column})
     with RunStore(db_path) as s:
         assert s.schema_version() == current + 1
         s.sync_queue([cfg("FE-01")])
         assert "note" in s.experiment("FE-01")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current)
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", current)
     with pytest.raises(StoreError, match="newer"):
         RunStore(db_path)
 

@@ -26,7 +26,9 @@ from fembed_jax.registry import Registry
 
 from . import filters, launch, model
 from .detail_view import DetailView
+from .logtail import RUN_LOG
 from .model import StoreSnapshot
+from .overlay import OverlayScreen
 from .poller import StorePoller
 from .queue_view import QueueView
 from .results_view import ResultsView
@@ -70,6 +72,8 @@ class FembedMonitor(App):
         Binding("r", "reverse", "Reverse"),
         Binding("R", "run_scope", "Run", key_display="R"),
         Binding("k", "stop_run", "Stop run"),
+        Binding("m", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
         Binding("p", "cycle('priority')", "Priority", show=False),
         Binding("t", "cycle('tier')", "Tier", show=False),
         Binding("l", "cycle('loss')", "Loss", show=False),
@@ -94,6 +98,7 @@ class FembedMonitor(App):
         self.snapshot = StoreSnapshot(self.store_path, exists=False)
         self.scope_text = scope
         self.selected: str | None = None
+        self.marked: str | None = None  # m marks it; c overlays its curves with the selected one's
         self.polls = 0  # snapshots applied (tests wait on it)
         self.runs: list[LaunchedRun] = []  # processes started with R
         self._came_from = "queue"  # the view Detail was opened from (esc goes back there)
@@ -106,6 +111,7 @@ class FembedMonitor(App):
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
+        yield Static(id="machine")
         with Horizontal(id="filter-bar"):
             yield Label("filter", id="filter-label")
             yield Input(self.scope_text, placeholder="all — type e.g. priority:LF-P8 tier:a20 focal  (? help)",
@@ -136,7 +142,7 @@ class FembedMonitor(App):
     def poll(self) -> None:
         if not self._polling:  # a slow read (a big first load) must not pile up threads
             self._polling = True
-            self._poll_thread([self.selected] if self.selected else [])
+            self._poll_thread(self._watched())
 
     @work(thread=True, group="poll", exit_on_error=False)
     def _poll_thread(self, watch: list[str]) -> None:
@@ -152,9 +158,13 @@ class FembedMonitor(App):
 
     def action_refresh_now(self) -> None:
         if self.static:  # no poll thread in snapshot mode: read here
-            self.apply_snapshot(self.poller.poll([self.selected] if self.selected else []))
+            self.apply_snapshot(self.poller.poll(self._watched()))
         else:
             self.poll()
+
+    def _watched(self) -> list[str]:
+        """The experiments whose epoch rows (and run log) each poll reads besides the running ones."""
+        return [e for e in dict.fromkeys((self.selected, self.marked)) if e]
 
     def apply_snapshot(self, snap: StoreSnapshot) -> None:
         if snap.error and self.snapshot.exists and not snap.experiments:
@@ -169,6 +179,8 @@ class FembedMonitor(App):
         self._poll_runs()
         try:
             self.redraw()
+            if isinstance(self.screen, OverlayScreen):
+                self.screen.show(*(self._curves_of(exp_id) for exp_id in self.screen.ids))
         except NoMatches:  # quitting while a poll landed: widgets went between check and draw
             return
         self.polls += 1
@@ -204,10 +216,18 @@ class FembedMonitor(App):
         queue_view = self.main_screen.query_one(QueueView)
         queue_view.show_empty(None if self.snapshot.exists else self._empty_message())
         queue_view.show(queue, self.static, model.queue_summary(queue, results), self._runs_line())
-        self.main_screen.query_one(ResultsView).show(results, self.static)
+        self.main_screen.query_one(ResultsView).show(results, self.static, self.marked)
         self.main_screen.query_one(RunsView).show(self.runs, self.static)
         self._draw_status(queue, results)
+        self._draw_machine(queue)
         self._draw_detail()
+
+    def _draw_machine(self, queue: list[model.QueueRow]) -> None:
+        """The runners' CPU/RSS/GPU line under the status line, while something runs."""
+        line = model.machine_line(queue, self.snapshot, self.clock(), self.static)
+        machine = self.main_screen.query_one("#machine", Static)
+        machine.display = bool(line)
+        machine.update(line)
 
     @property
     def shown_path(self) -> str:
@@ -244,6 +264,8 @@ class FembedMonitor(App):
         sort = self.main_screen.query_one(ResultsView).sort_text if self.view == "results" else ""
         if sort:  # the sorted column may be scrolled off screen: say it here too
             line += f" · {escape(sort)}"
+        if self.marked:
+            line += f" · marked [b]{escape(self.marked)}[/b] (c compares)"
         line += f" · {where}"
         if self.snapshot.error:
             line += f" · [red]{escape(self.snapshot.error)}[/red]"
@@ -255,10 +277,17 @@ class FembedMonitor(App):
             return
         queue = next((row for row in self._queue_rows if row.exp.exp_id == exp.exp_id), None)
         result = next((row for row in self._result_rows if row.exp.exp_id == exp.exp_id and not row.copy), None)
+        log = self.snapshot.logs.get(exp.exp_id)
+        log_name = None
+        if self.static:  # the outputs folder is a temporary one: name it by its last part
+            log_name = f"{self.store_path.parent.name}/{exp.exp_id}/{RUN_LOG}"
         self.main_screen.query_one(DetailView).show(
             exp, queue, result, self.snapshot.records.get(exp.exp_id),
             self.snapshot.epochs.get(exp.exp_id, ()), self.registry.defaults, self.static,
-            self.snapshot.legacy_copies.get(exp.exp_id))
+            self.snapshot.legacy_copies.get(exp.exp_id), log, log_name)
+
+    def _curves_of(self, exp_id: str) -> model.Curves:
+        return model.curves(self.snapshot.epochs.get(exp_id, ()), self.snapshot.records.get(exp_id))
 
     # -- events ------------------------------------------------------------------------------
 
@@ -322,6 +351,10 @@ class FembedMonitor(App):
             return self.view == "detail"
         if action == "stop_run":
             return any(run.alive for run in self.runs)
+        if action == "mark":  # two experiments are picked from the results table
+            return self.view == "results"
+        if action == "compare":  # with the highlighted row, or the experiment Detail shows
+            return bool(self.marked) and self.view in ("results", "detail")
         return True
 
     def action_view(self, view: str) -> None:
@@ -424,6 +457,34 @@ class FembedMonitor(App):
         self.notify(f"Started fembed run (pid {process.pid}); output in {log_path}", timeout=8)
         self.refresh_bindings()
         self.redraw()
+
+    def action_mark(self) -> None:
+        """Mark the highlighted experiment (again: unmark it) for ``c``."""
+        exp_id = self.selected
+        if exp_id is None:
+            self.notify("Highlight an experiment first.", severity="warning")
+            return
+        self.marked = None if self.marked == exp_id else exp_id
+        if self.marked:
+            self.notify(f"Marked {exp_id}: highlight another experiment and press c to compare their curves.")
+            if not self.static:
+                self.poll()  # its epoch rows come with the next snapshot
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_compare(self) -> None:
+        """The marked and the highlighted experiment's mean curves in one chart."""
+        if not self.marked:
+            self.notify("Press m on an experiment first, then c on another.", severity="warning")
+            return
+        if self.selected is None or self.selected == self.marked:
+            self.notify(f"{self.marked} is marked: highlight another experiment to compare with.",
+                        severity="warning")
+            return
+        ids = [self.marked, self.selected]
+        if self.static and any(e not in self.snapshot.epochs for e in ids):
+            self.apply_snapshot(self.poller.poll(ids))
+        self.push_screen(OverlayScreen(*ids, *(self._curves_of(e) for e in ids)))
 
     def action_stop_run(self) -> None:
         """SIGINT (after a confirm) to a run started here: the highlighted one in Runs, else

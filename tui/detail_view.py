@@ -1,4 +1,4 @@
-"""The Detail view of one experiment: summary, per-seed metrics, training curves, config."""
+"""The Detail view of one experiment: summary, per-seed metrics, training curves, run log, config."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from collections.abc import Mapping, Sequence
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, VerticalScroll
+from textual.events import Resize
 from textual.markup import escape
-from textual.widgets import DataTable, Label, Sparkline, Static
+from textual.widgets import DataTable, Label, Log, Static
 
 from fembed_jax.config_diff import differences_from_defaults
 
 from . import fmt
+from .logtail import MAX_LINES, LogLines
 from .model import Curves, Experiment, QueueRow, ResultRow, curves, legacy_copy_row, per_seed, seed_value
+from .plots import CurvePlot, legend
 
 SEED_COLUMNS = (("seed", "seed"), ("precision", "precision"), ("tp", "TP/pred+"), ("ci", "95% CI"),
                 ("recall", "recall"), ("auc", "AUC"), ("best", "best ep"), ("flags", "flags"))
@@ -23,39 +26,10 @@ LIVE_COLUMNS = (("seed", "seed"), ("epochs", "epochs"), ("train_loss", "train lo
                 ("state", "state"))
 _HIDDEN_FIELDS = {"exp_id", "description"}
 LIVE_STATES = ("running", "stalled", "interrupted")  # their epoch rows are the story, not an old result
-CURVES_HEADING = "Training curves (one cell per epoch; each line spans its own min–max)"
-
-
-class CurveRow(Horizontal):
-    """A seed's curve: its name, a sparkline over epochs, the last and best values."""
-
-    def __init__(self, name: str, higher_is_better: bool, values: Sequence[float | None]) -> None:
-        super().__init__(classes="curve-row")
-        self.curve_name, self.higher_is_better = name, higher_is_better
-        self.values = [float(v) for v in values if v is not None]
-
-    def compose(self) -> ComposeResult:
-        yield Label(self.curve_name, classes="curve-name")
-        yield Sparkline([], classes="curve-line")
-        yield Label(classes="curve-value")
-
-    def on_mount(self) -> None:
-        self._draw()
-
-    def show(self, values: Sequence[float | None]) -> None:
-        self.values = [float(v) for v in values if v is not None]
-        self._draw()
-
-    def _draw(self) -> None:
-        lines = self.query(Sparkline)
-        if not lines:  # not composed yet: on_mount draws
-            return
-        line, data = lines.first(), self.values
-        line.styles.width = max(len(data), 1)  # one cell per epoch (max-width caps long runs)
-        line.data = data
-        best = (max if self.higher_is_better else min)(data) if data else None
-        self.query_one(".curve-value", Label).update(
-            f"{fmt.number(data[-1] if data else None)} (best {fmt.number(best)})")
+CURVES_HEADING = "Training curves (every seed on one scale per metric; x: epoch)"
+# metric key, plot title, which end is best
+PLOTS = (("val_auc", "val AUC", True), ("val_loss", "val loss", False), ("train_loss", "train loss", False))
+WIDE = 110  # from this width on the three plots stand side by side, else one under another
 
 
 class DetailView(VerticalScroll):
@@ -68,21 +42,33 @@ class DetailView(VerticalScroll):
         yield DataTable(id="seeds-table", cursor_type="none", zebra_stripes=True)
         yield Label(CURVES_HEADING, id="curves-heading", classes="heading")
         yield Label("[dim]No epochs recorded yet.[/dim]", id="curves-none")
-        yield Vertical(id="curves-auc", classes="curves")
-        yield Vertical(id="curves-loss", classes="curves")
+        yield Static(id="curves-legend")
+        with Grid(id="curves-plots"):
+            for key, title, higher in PLOTS:
+                yield CurvePlot(title, higher, id=f"plot-{key}")
+        yield Label("Run log", id="log-heading", classes="heading")
+        yield Label(id="log-none")
+        yield Log(id="run-log", max_lines=MAX_LINES, auto_scroll=True)
         yield Label("Config (* differs from the registry defaults)", classes="heading")
         yield Static(id="detail-config")
 
     def on_mount(self) -> None:
         self.exp_id: str | None = None
         self._seed_mode: str | None = None
-        self._curve_names: dict[str, tuple[str, ...]] = {}
+        self._log_state: tuple | None = None  # (path, generation, lines shown)
+        self.query_one("#run-log", Log).display = False
+
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width >= WIDE, "-wide")
 
     def show(self, exp: Experiment | None, queue: QueueRow | None, result: ResultRow | None,
              record: Mapping | None, epoch_rows: Sequence[Mapping], defaults: Mapping, masked: bool,
-             legacy_copy: Mapping | None = None) -> None:
+             legacy_copy: Mapping | None = None, log: LogLines | None = None,
+             log_name: str | None = None) -> None:
         """``legacy_copy``: the original system's record kept in outputs/legacy/ beside the
-        store's fembed result (shown under it, for comparison)."""
+        store's fembed result (shown under it, for comparison). ``log``: the tail of the run's
+        log file (None: not read yet); ``log_name`` the path to show (masked: its contents are
+        not shown, they hold times)."""
         self.exp_id = exp.exp_id if exp else None
         if exp is None:
             return
@@ -104,6 +90,7 @@ class DetailView(VerticalScroll):
         self.query_one("#curves-none", Label).update(
             "[dim]Legacy records have no per-epoch history.[/dim]" if result is not None and result.legacy
             and not epoch_rows else "[dim]No epochs recorded yet.[/dim]")
+        self._show_log(log, log_name, masked)
         self.query_one("#detail-config", Static).update(self._config(exp, defaults))
 
     def _summary(self, exp: Experiment, queue: QueueRow | None, result: ResultRow | None,
@@ -122,7 +109,7 @@ class DetailView(VerticalScroll):
             best = f" · best val AUC {p.best_auc:.3f}" if p.best_auc is not None else ""
             lines.append(f"[b yellow]running[/]: epoch {p.epochs_done}/{p.epochs_max} · seeds "
                          f"{p.seeds_active}/{p.seeds_total} training{best} · {fmt.duration(p.elapsed_s, masked)} "
-                         f"elapsed · ETA {fmt.duration(p.eta_s, masked)}")
+                         f"elapsed · ETA {fmt.eta(p.eta_s, p.eta_note, masked)}")
         if queue is not None and queue.state == "failed":
             lines.append(f"[b red]failed[/] (attempt {queue.attempts}): {escape(queue.note)}")
         if queue is not None and queue.state in ("interrupted", "stalled"):
@@ -173,18 +160,44 @@ class DetailView(VerticalScroll):
                           key=str(seed))
 
     def _show_curves(self, data: Curves) -> None:
-        self.query_one("#curves-none").display = not data.val_auc
-        for box_id, series, higher in (("curves-auc", data.val_auc, True), ("curves-loss", data.val_loss, False)):
-            box = self.query_one(f"#{box_id}", Vertical)
-            names = tuple(series)
-            if self._curve_names.get(box_id) != names:
-                box.remove_children()
-                metric = "val AUC" if higher else "val loss"
-                box.mount_all([CurveRow(f"{metric} {name}", higher, values) for name, values in series.items()])
-                self._curve_names[box_id] = names
-            else:
-                for row, values in zip(box.query(CurveRow), series.values()):
-                    row.show(values)
+        has_data = any(v is not None for values in data.val_auc.values() for v in values) or any(
+            v is not None for values in data.val_loss.values() for v in values)
+        self.query_one("#curves-none").display = not has_data
+        self.query_one("#curves-legend").display = has_data
+        self.query_one("#curves-plots").display = has_data
+        if not has_data:
+            return
+        self.query_one("#curves-legend", Static).update(legend(list(data.val_auc or data.val_loss)))
+        for key, _, _ in PLOTS:
+            self.query_one(f"#plot-{key}", CurvePlot).show(data.metric(key))
+
+    def _show_log(self, log: LogLines | None, name: str | None, masked: bool) -> None:
+        widget = self.query_one("#run-log", Log)
+        note = self.query_one("#log-none", Label)
+        shown = escape(name or (str(log.path) if log else "run.log"))
+        heading = self.query_one("#log-heading", Label)
+        if log is None or not log.exists:
+            heading.update("Run log")
+            note.update(f"[dim]No run log yet ({shown}): the runner writes one per run.[/dim]"
+                        if log is None or log.error is None else f"[red]{escape(log.error)}[/red]")
+            note.display, widget.display = True, False
+            self._log_state = None
+            return
+        if masked:  # snapshot mode: log lines carry times; say it is there, not what it says
+            heading.update(f"Run log ({shown})")
+            note.update("[dim]Present; not shown in snapshot mode.[/dim]")
+            note.display, widget.display = True, False
+            return
+        heading.update(f"Run log (last {MAX_LINES} lines of {shown})")
+        note.display, widget.display = False, True
+        state = self._log_state
+        if state is None or state[:2] != (log.path, log.generation) or log.total < state[2]:
+            widget.clear()
+            widget.write_lines(log.lines)
+        elif log.total > state[2]:
+            new = min(log.total - state[2], len(log.lines))
+            widget.write_lines(log.lines[len(log.lines) - new:])
+        self._log_state = (log.path, log.generation, log.total)
 
     def _config(self, exp: Experiment, defaults: Mapping) -> Table | str:
         cfg = exp.config

@@ -15,6 +15,14 @@ def duration(seconds: float | None, masked: bool = False) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def eta(seconds: float | None, note: str = "", masked: bool = False) -> str:
+    """An ETA, or why there is none yet: "(compiling)" while the first epoch runs (it compiles
+    the program, so it says nothing about the pace), "(timing)" while the second does."""
+    if seconds is None and note:
+        return f"({note})"
+    return duration(seconds, masked)
+
+
 def number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 

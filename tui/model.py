@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fembed_jax.config import CONFIG_FIELDS, SEED_BASE, ExperimentConfig
-from fembed_jax.liveness import shown_state
+from fembed_jax.liveness import owner_pid, shown_state
 
 NOT_QUEUED = "not queued"
 # "stalled" and "interrupted" are running rows as fembed_jax.liveness judges their owner. The
@@ -37,6 +38,11 @@ class StoreSnapshot:
     # outputs/legacy/<ID>.json (fembed_jax.legacy.legacy_copies): the store keeps one result per
     # id, so a legacy record that a fembed result superseded is only there.
     legacy_copies: Mapping[str, dict] = dataclasses.field(default_factory=dict)
+    # owner (host:pid:token) -> its latest machine sample (fembed_jax.resources.sample keys,
+    # plus "epoch", "recorded_at" and "source": "live" when this host sampled the runner now,
+    # "store" when the runner recorded it); see machine_samples_of
+    machine: Mapping[str, dict] = dataclasses.field(default_factory=dict)
+    logs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # exp_id -> logtail.LogLines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +73,13 @@ class Progress:
     elapsed_s: float | None
     eta_s: float | None
     best_auc: float | None = None  # best val AUC of any seed so far (this config)
+    # Why eta_s is None while it runs: "compiling" (no epoch of this attempt yet: the first
+    # one compiles the program) or "timing" (one epoch: its time includes the compile).
+    eta_note: str = ""
+
+    @property
+    def compiling(self) -> bool:
+        return self.eta_note == "compiling"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +93,7 @@ class QueueSummary:
     left: int  # running, stalled, interrupted or pending
     eta_s: float | None
     running: int = 0  # running or stalled (a runner is at work)
+    eta_note: str = ""  # "compiling" / "timing": a running experiment has no pace yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,9 +199,11 @@ def progress(row: Mapping[str, Any], exp: Experiment, epoch_rows: Sequence[Mappi
     """Epoch e/max, seeds still training, elapsed time and an ETA at the current epoch rate.
 
     The rate counts only the epochs of the current attempt (a resumed run's earlier epochs were
-    timed by another process): from the second epoch on it is the time between the first and
-    the last epoch recorded, over the epochs between them (the first epoch also pays for
-    compiling); with one epoch, its time since the claim. ETA = rate * (max epochs - done).
+    timed by another process), and never the attempt's first epoch, which also pays for
+    compiling the program: from two epochs on it is the time between the first and the last
+    epoch recorded over the epochs between them. Before that the ETA is None, with
+    ``eta_note`` "compiling" (the first epoch is running) or "timing" (the second is).
+    ETA = rate * (max epochs - done).
     """
     seeds_total = exp.seeds or len({r["seed"] for r in epoch_rows}) or 0
     epochs_done = len({r["epoch"] for r in epoch_rows}) or int(row.get("epochs_run") or 0)
@@ -199,21 +215,21 @@ def progress(row: Mapping[str, Any], exp: Experiment, epoch_rows: Sequence[Mappi
         seeds_active = seeds_total
     started = row.get("started_at")
     elapsed = max(0.0, now - started) if started else None
-    eta = None
+    eta, note = None, ""
     attempt = row.get("attempts")
     this_attempt = [r for r in epoch_rows if r.get("attempt") == attempt]
-    if started and this_attempt and seeds_active:
+    if seeds_active and epochs_done < epochs_max:
         finished = sorted({r["epoch"]: r["recorded_at"] for r in this_attempt}.values())
         if len(finished) >= 2:
             rate = (finished[-1] - finished[0]) / (len(finished) - 1)
+            eta = max(0.0, rate) * (epochs_max - epochs_done)
         else:
-            rate = finished[0] - started
-        eta = max(0.0, rate) * max(0, epochs_max - epochs_done)
-    elif seeds_active == 0:
+            note = "timing" if finished else "compiling"
+    else:  # every seed stopped, or the last epoch is recorded: only the wrap-up is left
         eta = 0.0
     aucs = [r["val_auc"] for r in epoch_rows if r.get("val_auc") is not None]
     return Progress(epochs_done, epochs_max, seeds_active, seeds_total, elapsed, eta,
-                    max(aucs) if aucs else None)
+                    max(aucs) if aucs else None, note)
 
 
 def queue_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot, now: float) -> list[QueueRow]:
@@ -261,8 +277,10 @@ def queue_summary(rows: Sequence[QueueRow], results: Sequence[ResultRow]) -> Que
         if times or not waiting:
             per_experiment = sum(times) / len(times) if times else 0.0
             eta = sum(p.eta_s for p in running) + waiting * per_experiment
+    notes = {p.eta_note for p in running}
+    note = next((n for n in ("compiling", "timing") if n in notes), "") if eta is None else ""
     return QueueSummary(count("done"), count("failed"), len(queued),
-                        count("running", "stalled", "interrupted", "pending"), eta, len(running))
+                        count("running", "stalled", "interrupted", "pending"), eta, len(running), note)
 
 
 def queue_filter_item(row: QueueRow) -> dict[str, object]:
@@ -387,32 +405,96 @@ def _tier_key(tier: str | None) -> tuple | None:
 
 @dataclasses.dataclass(frozen=True)
 class Curves:
-    """Per seed label: val AUC and val loss per epoch (None where the seed did not train)."""
+    """Per seed label: val AUC, val loss and train loss per epoch (None where the seed did not
+    train)."""
 
     val_auc: Mapping[str, list[float | None]]
     val_loss: Mapping[str, list[float | None]]
+    train_loss: Mapping[str, list[float | None]] = dataclasses.field(default_factory=dict)
+
+    def metric(self, name: str) -> Mapping[str, list[float | None]]:
+        return {"val_auc": self.val_auc, "val_loss": self.val_loss, "train_loss": self.train_loss}[name]
+
+
+CURVE_METRICS = ("val_auc", "val_loss", "train_loss")
 
 
 def curves(epoch_rows: Sequence[Mapping[str, Any]], record: Mapping[str, Any] | None) -> Curves:
     """From the store's per-epoch rows, else from the record's history (older runs)."""
     label = lambda k: f"seed {seed_value(k, record)}"  # noqa: E731
-    auc: dict[str, list] = {}
-    loss: dict[str, list] = {}
+    out: dict[str, dict[str, list]] = {m: {} for m in CURVE_METRICS}
     if epoch_rows:
         n = max(r["epoch"] for r in epoch_rows) + 1
         for r in epoch_rows:
             name = label(int(r["seed"]))
-            auc.setdefault(name, [None] * n)[r["epoch"]] = r.get("val_auc")
-            loss.setdefault(name, [None] * n)[r["epoch"]] = r.get("val_loss")
+            for m in CURVE_METRICS:
+                out[m].setdefault(name, [None] * n)[r["epoch"]] = r.get(m)
     else:
         for h in (record or {}).get("history") or []:
             trained = h.get("trained") or []
             for k, flag in enumerate(trained):
                 name = label(k)
-                auc.setdefault(name, []).append(_at(h.get("val_auc"), k) if flag else None)
-                loss.setdefault(name, []).append(_at(h.get("val_loss"), k) if flag else None)
-    return Curves(dict(sorted(auc.items(), key=lambda kv: _seed_order(kv[0]))),
-                  dict(sorted(loss.items(), key=lambda kv: _seed_order(kv[0]))))
+                for m in CURVE_METRICS:
+                    out[m].setdefault(name, []).append(_at(h.get(m), k) if flag else None)
+    ordered = {m: dict(sorted(series.items(), key=lambda kv: _seed_order(kv[0]))) for m, series in out.items()}
+    return Curves(ordered["val_auc"], ordered["val_loss"], ordered["train_loss"])
+
+
+def mean_curve(series: Mapping[str, Sequence[float | None]]) -> list[float | None]:
+    """Per epoch, the mean over the seeds that have a value there (None where none has)."""
+    n = max((len(v) for v in series.values()), default=0)
+    out: list[float | None] = []
+    for i in range(n):
+        values = [v[i] for v in series.values() if i < len(v) and v[i] is not None]
+        out.append(sum(values) / len(values) if values else None)
+    return out
+
+
+def shared_range(series: Mapping[str, Sequence[float | None]] | Sequence[Sequence[float | None]],
+                 pad: float = 0.05) -> tuple[float, float] | None:
+    """One y-range that covers every value of every series (a margin of ``pad`` of the span on
+    each side; a flat curve gets a small span around its value); None without values."""
+    lines = series.values() if isinstance(series, Mapping) else series
+    values = [float(v) for line in lines for v in line if v is not None and math.isfinite(v)]
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    span = hi - lo
+    if span <= 0:
+        span = max(abs(lo) * 0.02, 1e-3)
+        return lo - span, hi + span
+    return lo - pad * span, hi + pad * span
+
+
+def downsample(values: Sequence[float | None], max_points: int) -> tuple[list[float], list[float]]:
+    """(x, y) to plot, x the 1-based epoch: every epoch with a value, or, past ``max_points``
+    epochs, the mean of each of ``max_points`` equal runs of epochs (a plot cannot show more
+    points than it has cells; this keeps 5,000 epochs as cheap to draw as 100)."""
+    points = [(i + 1.0, float(v)) for i, v in enumerate(values) if v is not None]
+    max_points = max(1, int(max_points))
+    if len(values) <= max_points:
+        return [x for x, _ in points], [y for _, y in points]
+    xs, ys = [], []
+    per = len(values) / max_points
+    buckets: dict[int, list[tuple[float, float]]] = {}
+    for x, y in points:
+        buckets.setdefault(min(max_points - 1, int((x - 1) / per)), []).append((x, y))
+    for _, bucket in sorted(buckets.items()):
+        xs.append(sum(x for x, _ in bucket) / len(bucket))
+        ys.append(sum(y for _, y in bucket) / len(bucket))
+    return xs, ys
+
+
+def best_point(series: Mapping[str, Sequence[float | None]], higher_is_better: bool) -> tuple[str, int, float] | None:
+    """(seed label, 1-based epoch, value) of the best value over all series."""
+    best = None
+    for name, values in series.items():
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            if best is None or (v > best[2] if higher_is_better else v < best[2]):
+                best = (name, i + 1, float(v))
+    return best
 
 
 def seed_value(k: int, record: Mapping[str, Any] | None = None) -> int:
@@ -446,3 +528,88 @@ def per_seed(record: Mapping[str, Any] | None) -> list[dict]:
         # The original did not record TP; precision * predicted positives gives it back.
         row["true_positives"] = round(float(row["precision"]) * float(row["n_positive_preds"]))
     return [row]
+
+
+# -- the machine header --------------------------------------------------------------------------
+
+def machine_samples_of(store: Any, exp_id: str) -> list[dict]:
+    """The machine samples the runner recorded for ``exp_id``, oldest first, through
+    ``RunStore.machine_samples(exp_id)`` (each: fembed_jax.resources.sample's keys plus
+    "epoch" and "recorded_at"); [] while the store has no such API, or on a failed read."""
+    read = getattr(store, "machine_samples", None)
+    if not callable(read):
+        return []
+    try:
+        rows = read(exp_id)
+    except Exception:  # noqa: BLE001 - an older or half-migrated store: no header, no crash
+        return []
+    return [dict(r) for r in rows or () if isinstance(r, Mapping)]
+
+
+def latest_machine_sample(store: Any, exp_ids: Sequence[str]) -> dict | None:
+    """The newest recorded sample among ``exp_ids`` (one runner's experiments), or None."""
+    latest = None
+    for exp_id in exp_ids:
+        for sample in machine_samples_of(store, exp_id)[-1:]:
+            stamp = (sample.get("recorded_at") or 0.0, sample.get("epoch") or 0)
+            if latest is None or stamp > latest[0]:
+                latest = (stamp, dict(sample, exp_id=exp_id, source="store"))
+    return latest[1] if latest else None
+
+
+def local_pid(owner: str | None) -> int | None:
+    """The pid of a runner ``host:pid:token`` on this host (one this process can sample)."""
+    return owner_pid(owner)
+
+
+def _megabytes(mb: float) -> str:
+    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb:.0f} MB"
+
+
+def machine_text(sample: Mapping[str, Any] | None) -> str:
+    """"CPU 187% · RSS 1.2 GB · GPU 43% 10.0 GB" from a sample; what is unknown is left out."""
+    if not sample:
+        return ""
+    parts = []
+    if sample.get("cpu_percent") is not None:
+        parts.append(f"CPU {sample['cpu_percent']:.0f}%")
+    if sample.get("rss_mb") is not None:
+        parts.append(f"RSS {_megabytes(sample['rss_mb'])}")
+    gpu = [f"{sample['gpu_util_percent']:.0f}%" if sample.get("gpu_util_percent") is not None else "",
+           _megabytes(sample["gpu_mem_mb"]) if sample.get("gpu_mem_mb") is not None else ""]
+    if any(gpu):
+        parts.append("GPU " + " ".join(g for g in gpu if g))
+    return " · ".join(parts)
+
+
+def machine_line(rows: Sequence[QueueRow], snap: StoreSnapshot, now: float, masked: bool) -> str:
+    """The header line: per runner at work on the running ``rows``, its experiments (marked
+    "compiling" while their first epoch runs) and its CPU, RSS and GPU use; "" when there is
+    nothing to say (nothing runs, no sample and nothing compiling)."""
+    owners = {row["exp_id"]: row.get("claimed_by") for row in snap.experiments}
+    groups: dict[str, list[QueueRow]] = {}
+    for row in rows:
+        if row.state in ("running", "stalled") and row.progress is not None:
+            groups.setdefault(owners.get(row.exp.exp_id) or "", []).append(row)
+    parts = []
+    for owner, members in groups.items():
+        sample = snap.machine.get(owner) if owner else None
+        compiling = [r.exp.exp_id for r in members if r.progress is not None and r.progress.compiling]
+        text = machine_text(sample)
+        if not text and not compiling:
+            continue
+        ids = ", ".join(r.exp.exp_id for r in members[:3]) + (f" +{len(members) - 3}" if len(members) > 3 else "")
+        pieces = [f"[b]{ids}[/b]"]
+        if compiling:
+            pieces.append("[b yellow]compiling[/] (first epoch)")
+        if text:
+            pid = owner.rsplit(":", 2)[1] if owner.count(":") >= 2 else owner
+            where = f"pid {pid}" if local_pid(owner) else owner.rsplit(":", 1)[0]
+            when = ""
+            if sample and sample.get("source") == "store" and not masked:
+                age = now - float(sample.get("recorded_at") or now)
+                epoch = sample.get("epoch")
+                when = f" (epoch {int(epoch) + 1}, {max(0, age):.0f}s ago)" if epoch is not None else f" ({max(0, age):.0f}s ago)"
+            pieces.append(f"runner {where}: {text}{when}")
+        parts.append(" · ".join(pieces))
+    return " │ ".join(parts)

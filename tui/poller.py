@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import pathlib
 import sqlite3
+import time
 from collections.abc import Iterable
 
+from fembed_jax import resources
 from fembed_jax.store import RunStore, StoreError
 
-from .model import StoreSnapshot, parse_config_json
+from .logtail import LogTail, run_log_path
+from .model import StoreSnapshot, latest_machine_sample, local_pid, parse_config_json
 
 LEGACY_DIRNAME = "legacy"  # fembed_jax.legacy.LEGACY_DIRNAME (a test checks): outputs/legacy/<ID>.json
+LIVE_SAMPLE_S = 2.0  # a runner on this host is sampled at most this often (nvidia-smi is not free)
+MAX_LOG_TAILS = 8  # log files followed at once (the selected experiment's, and a few before it)
 
 
 class StorePoller:
@@ -29,6 +34,9 @@ class StorePoller:
         self._records: dict[str, tuple[float, dict]] = {}  # exp_id -> (recorded_at, record)
         self._epochs: dict[str, tuple[object, tuple[dict, ...]]] = {}  # exp_id -> (version, rows)
         self._copies: tuple[int, dict[str, dict]] | None = None  # (folder mtime, legacy copies)
+        self._live: dict[str, tuple[float, dict]] = {}  # owner -> (monotonic time, live sample)
+        self._tails: dict[str, LogTail] = {}  # exp_id -> its run.log follower (insertion = age)
+        self.clock = time.monotonic
 
     def poll(self, watch: Iterable[str] = ()) -> StoreSnapshot:
         """A snapshot with the epoch rows of every running experiment and of ``watch``."""
@@ -73,7 +81,51 @@ class StorePoller:
                 self._epochs[exp_id] = cached
             epochs[exp_id] = cached[1]
         return StoreSnapshot(self.path, True, tuple(experiments), tuple(results), records, epochs,
-                             legacy_copies=self._legacy_copies())
+                             legacy_copies=self._legacy_copies(), machine=self._machine(store, experiments),
+                             logs=self._logs(watch))
+
+    def _machine(self, store: RunStore, experiments: list[dict]) -> dict[str, dict]:
+        """Per runner at work, its latest sample: taken here now (at most every LIVE_SAMPLE_S)
+        when it runs on this host, else the newest one it recorded in the store."""
+        by_owner: dict[str, list[str]] = {}
+        for row in experiments:
+            if row["state"] == "running" and row.get("claimed_by"):
+                by_owner.setdefault(row["claimed_by"], []).append(row["exp_id"])
+        out = {}
+        for owner, exp_ids in by_owner.items():
+            stored = latest_machine_sample(store, exp_ids)
+            pid = local_pid(owner)
+            if pid is not None:
+                now = self.clock()
+                cached = self._live.get(owner)
+                if cached is None or now - cached[0] >= LIVE_SAMPLE_S:
+                    live = resources.sample(pid)
+                    cached = (now, dict(live, source="live")) if live.get("rss_mb") is not None else (now, {})
+                    self._live[owner] = cached
+                if cached[1]:
+                    sample = dict(cached[1])
+                    if stored:  # GPU figures the live sample lacks: the runner's own (its device)
+                        for key in ("gpu_util_percent", "gpu_mem_mb"):
+                            if sample.get(key) is None and stored.get(key) is not None:
+                                sample[key] = stored[key]
+                    out[owner] = sample
+                    continue
+            if stored:
+                out[owner] = stored
+        for owner in [o for o in self._live if o not in by_owner]:
+            del self._live[owner]
+        return out
+
+    def _logs(self, watch: set[str]) -> dict:
+        """The run.log tail of each watched experiment (outputs/<ID>/run.log)."""
+        out = {}
+        for exp_id in sorted(watch):
+            tail = self._tails.pop(exp_id, None) or LogTail(run_log_path(self.path.parent, exp_id))
+            self._tails[exp_id] = tail  # most recently used last
+            out[exp_id] = tail.read()
+        while len(self._tails) > MAX_LOG_TAILS:
+            del self._tails[next(iter(self._tails))]
+        return out
 
     def _legacy_copies(self) -> dict[str, dict]:
         """The legacy records import-legacy kept in outputs/legacy/, re-read when the folder

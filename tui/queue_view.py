@@ -46,7 +46,7 @@ class RunningBar(Horizontal):
             f"seeds {p.seeds_active}/{p.seeds_total}{best}")
         self.query_one(ProgressBar).update(total=max(p.epochs_max, 1), progress=p.epochs_done)
         self.query_one(".running-time", Label).update(
-            f"elapsed {fmt.duration(p.elapsed_s, masked)} · ETA {fmt.duration(p.eta_s, masked)}")
+            f"elapsed {fmt.duration(p.elapsed_s, masked)} · ETA {fmt.eta(p.eta_s, p.eta_note, masked)}")
 
 
 class QueueView(Vertical):
@@ -115,8 +115,10 @@ class QueueView(Vertical):
         if summary.failed:
             parts.append(f"[red]{summary.failed} failed[/red]")
         parts.append(f"{summary.left} left")
-        if summary.left and summary.running:
-            parts.append(f"ETA ~{fmt.duration(summary.eta_s, masked)}")  # --:-- until an epoch is timed
+        if summary.left and summary.running and summary.eta_s is None and summary.eta_note:
+            parts.append(f"ETA {fmt.eta(None, summary.eta_note)}")  # no pace before epoch 2
+        elif summary.left and summary.running:
+            parts.append(f"ETA ~{fmt.duration(summary.eta_s, masked)}")
         elif summary.left:
             parts.append("[dim]nothing running (R runs the scope)[/dim]")
         label.update(" · ".join(parts))
@@ -126,7 +128,7 @@ class QueueView(Vertical):
         if p is not None:
             progress = f"{fmt.bar(p.epochs_done, p.epochs_max)} {p.epochs_done}/{p.epochs_max}"
             seeds = f"{p.seeds_active}/{p.seeds_total}"
-            elapsed, eta = fmt.duration(p.elapsed_s, masked), fmt.duration(p.eta_s, masked)
+            elapsed, eta = fmt.duration(p.elapsed_s, masked), fmt.eta(p.eta_s, p.eta_note, masked)
         else:
             done = row.state == "done"
             progress = f"{row.epochs_run} epochs" if row.epochs_run and row.state != NOT_QUEUED else ""

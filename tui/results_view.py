@@ -27,6 +27,7 @@ class ResultsView(Vertical):
         self.descending = True
         self._rows: list[ResultRow] = []
         self._masked = False
+        self._marked: str | None = None  # the experiment marked with m (its rows show ◆)
 
     def compose(self) -> ComposeResult:
         table = RowTable(id="results-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
@@ -88,8 +89,8 @@ class ResultsView(Vertical):
         else:
             self.sort_by(column)
 
-    def show(self, rows: Sequence[ResultRow], masked: bool) -> None:
-        self._rows, self._masked = list(rows), masked
+    def show(self, rows: Sequence[ResultRow], masked: bool, marked: str | None = None) -> None:
+        self._rows, self._masked, self._marked = list(rows), masked, marked
         self._render_rows()
 
     def _render_rows(self) -> None:
@@ -105,6 +106,8 @@ class ResultsView(Vertical):
             exp_id.append(" legacy", style="dim italic")
         elif row.current is False:
             exp_id.append(" old cfg", style="dim italic")
+        if self._marked is not None and exp.exp_id == self._marked and not row.copy:
+            exp_id.append(" ◆", style="bold magenta")
         cells = {
             "id": exp_id, "priority": exp.priority or "", "tier": exp.tier or "",
             "d_embed": "-" if exp.d_embed is None else str(exp.d_embed), "loss": exp.loss or "",

@@ -24,8 +24,9 @@ HELP = """\
               queue's done/total and ETA; a failed one's error
   [b]2[/b] Results  one row per result; the best cell per metric is green
               (collapsed, one-seed and legacy rows are not ranked)
-  [b]3[/b] Detail   the highlighted experiment: per-seed metrics, curves,
-              config (* = differs from the registry defaults)
+  [b]3[/b] Detail   the highlighted experiment: per-seed metrics, every
+              seed's curves on one scale, the run log (outputs/<ID>/
+              run.log), config (* = differs from the registry defaults)
   [b]4[/b] Runs     the `fembed run` processes started here, with their state
   [b]enter[/b]      open the highlighted experiment in Detail
   [b]esc[/b]        (in Detail) back to the view you came from
@@ -34,6 +35,10 @@ HELP = """\
 
 [b]Sorting (Results)[/b]  click a header, or [b]s[/b] / [b]S[/b] next / previous
   column, [b]r[/b] reverse; the status line names the sort
+
+[b]Compare (Results)[/b]  [b]m[/b] marks the highlighted row (◆; again: unmark),
+  [b]c[/b] on another row (or in Detail) overlays the two experiments' mean
+  val AUC and val loss per epoch; esc closes it
 
 [b]Scope filter[/b]  [b]/[/b] edit, [b]enter[/b] or [b]esc[/b] back to the table, [b]x[/b] clear
   [b]p t l e a[/b]  cycle priority / tier / loss / embedding / state over the
@@ -47,6 +52,10 @@ HELP = """\
   rerun with the seeds/epochs it was queued with, so it resumes. Detached:
   output in outputs/tui-run-*.log; quitting the monitor does not stop it.
   [b]k[/b] stops a run started here (SIGINT, like Ctrl-C: it resumes later)
+
+[b]Header[/b]  while a run goes, the line under the status: its runner's CPU,
+  memory (RSS) and GPU use, and "compiling" while a first epoch runs
+  (the ETA waits for the second epoch: the first also compiles)
 
 [b]Other[/b]  [b]f5[/b] refresh now  [b]?[/b] this help  [b]q[/b] quit
 """

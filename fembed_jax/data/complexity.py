@@ -84,7 +84,7 @@ def higuchi_fd_windows(w: np.ndarray, kmax: int = 5) -> np.ndarray:
             lengths.append(curve * (n - 1) / (steps * k) / k)
         logs_k.append(np.log(k))
         logs_l.append(np.log(np.maximum(np.mean(lengths, axis=0), EPS)))
-    return -_slope(np.array(logs_k), np.stack(logs_l, axis=1))
+    return -slope(np.array(logs_k), np.stack(logs_l, axis=1))
 
 
 def katz_fd_windows(w: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ def dfa_f2(w: np.ndarray, scales: tuple[int, ...]) -> list[np.ndarray]:
     return out
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares slope of each row of y (N, k) against x (k,)."""
     xc = x - x.mean()
     return ((y - y.mean(axis=1, keepdims=True)) * xc).sum(axis=1) / (xc**2).sum()
@@ -168,7 +168,7 @@ def generalized_hurst(w: np.ndarray, scales: tuple[int, ...], qs: tuple[float, .
     hs = []
     for q in qs:
         fq = np.stack([np.mean(f ** (q / 2.0), axis=1) ** (1.0 / q) for f in f2], axis=1)
-        hs.append(_slope(logs, np.log(fq)))
+        hs.append(slope(logs, np.log(fq)))
     return np.stack(hs, axis=1)
 
 
@@ -181,7 +181,7 @@ def dfa_crossover_windows(w: np.ndarray, scales: tuple[int, ...] = (4, 6, 8, 12,
         err = 0.0
         for part in (slice(0, c + 1), slice(c, len(scales))):
             xs, ys = logs[part], f[:, part]
-            b = _slope(xs, ys)
+            b = slope(xs, ys)
             a = ys.mean(axis=1) - b * xs.mean()
             err = err + ((ys - (a[:, None] + b[:, None] * xs)) ** 2).sum(axis=1)
         errors.append(err)
@@ -199,7 +199,7 @@ def hurst_rs_windows(w: np.ndarray, sizes: tuple[int, ...] = (5, 10, 15, 30)) ->
         spread = dev.max(axis=2) - dev.min(axis=2)
         sd = np.maximum(chunks.std(axis=2), EPS)
         logs_rs.append(np.log(np.maximum((spread / sd).mean(axis=1), EPS)))
-    return _slope(np.log(np.array(sizes, float)), np.stack(logs_rs, axis=1))
+    return slope(np.log(np.array(sizes, float)), np.stack(logs_rs, axis=1))
 
 
 def trailing_matrix(x, n: int, fn, width: int) -> np.ndarray:

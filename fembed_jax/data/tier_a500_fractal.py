@@ -85,7 +85,7 @@ def fractal(x: Inputs):
     def alpha_of(scales):
         def fn(w):
             f = np.stack([f2.mean(axis=1) for f2 in cx.dfa_f2(w, scales)], axis=1)
-            return cx._slope(np.log(np.array(scales, float)), 0.5 * np.log(f))
+            return cx.slope(np.log(np.array(scales, float)), 0.5 * np.log(f))
 
         return fn
 

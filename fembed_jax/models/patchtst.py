@@ -196,13 +196,10 @@ def _validate(m: PatchTST) -> None:
 
 
 def build_model(cfg: Any) -> PatchTST:
-    """PatchTST from any object with the ExperimentConfig attributes (read with getattr).
+    """PatchTST from an ExperimentConfig (or any object with its model fields and dropouts).
 
     Embedding validation errors (spec §2) are raised here, not at first use.
     """
-    d_embed = getattr(cfg, "d_embed", None)
-    embedding = getattr(cfg, "embedding", "linear" if d_embed is not None else "none")
-    embedding_params = tuple(sorted(dict(getattr(cfg, "embedding_params", None) or {}).items()))
     model = PatchTST(
         num_features=int(cfg.num_features),
         d_model=int(cfg.d_model),
@@ -210,18 +207,18 @@ def build_model(cfg: Any) -> PatchTST:
         n_heads=int(cfg.n_heads),
         d_ff=int(cfg.d_ff),
         dropout=float(cfg.dropout),
-        head_dropout=float(getattr(cfg, "head_dropout", 0.0)),
-        context_length=int(getattr(cfg, "context_length", 80)),
-        patch_length=int(getattr(cfg, "patch_length", 16)),
-        stride=int(getattr(cfg, "stride", 8)),
-        use_revin=bool(getattr(cfg, "use_revin", True)),
-        d_embed=None if d_embed is None else int(d_embed),
-        embedding=str(embedding),
-        embedding_params=embedding_params,
+        head_dropout=float(cfg.head_dropout),
+        context_length=int(cfg.context_length),
+        patch_length=int(cfg.patch_length),
+        stride=int(cfg.stride),
+        use_revin=bool(cfg.use_revin),
+        d_embed=None if cfg.d_embed is None else int(cfg.d_embed),
+        embedding=str(cfg.embedding),
+        embedding_params=tuple(sorted(dict(cfg.embedding_params or {}).items())),
     )
     if model.d_embed is not None:
         build_embedding(  # constructs (and so validates) the embedding now
-            model.embedding, model.num_features, model.d_embed, model.dropout, dict(embedding_params), name=None
+            model.embedding, model.num_features, model.d_embed, model.dropout, dict(model.embedding_params), name=None
         )
     return model
 

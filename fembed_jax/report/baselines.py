@@ -17,6 +17,7 @@ import numpy as np
 
 from fembed_jax import metrics, stats
 from fembed_jax.predictions import Predictions
+from fembed_jax.report.data_identity import data_key
 
 REFERENCE_NAME = "volatility only (ATR14/Close, logistic regression)"
 # The logistic baseline's L2 strength, fixed before any result was seen: moderate shrinkage for
@@ -32,7 +33,7 @@ def logistic_name(tier: str) -> str:
 @dataclasses.dataclass
 class Reference:
     """A baseline scorer: its result (None when unavailable), validation predictions and where
-    its data came from. ``data_key`` identifies the data (see collect.data_key)."""
+    its data came from. ``data_key`` identifies the data (see report.data_identity)."""
 
     result: dict[str, Any] | None
     predictions: Predictions | None
@@ -115,8 +116,6 @@ def _load(data_config: Any, tier: str):
 
 
 def _reference(dataset, result: dict, name: str, kind: str, tier: str) -> Reference:
-    from fembed_jax.report.collect import data_key
-
     probs = result.pop("probs")
     pred = Predictions(probs=np.asarray(probs, np.float32)[None, :],
                        labels=np.asarray(dataset.labels["val"], np.float32),

@@ -26,6 +26,7 @@ from fembed_jax import results_io, stats
 from fembed_jax.predictions import (Predictions, PredictionsDamagedError, PredictionsError,
                                     load_predictions)
 from fembed_jax.report.baselines import Reference
+from fembed_jax.report.data_identity import describe_data, record_data_key
 
 TEST_RESULTS_FILENAME = "test_results.json"
 # Per-seed AUCs recomputed from val_predictions.npz must match results.json to this tolerance,
@@ -84,29 +85,6 @@ class Entry:
         """The train split's positive rate of this run's data (None for legacy and older records)."""
         splits = (self.record.get("data") or {}).get("splits") or {}
         return (splits.get("train") or {}).get("base_rate")
-
-
-def data_key(source_id: str | None, val: dict[str, Any] | None) -> tuple | None:
-    """What makes two results' data the same: the raw source (its id names the content hash
-    and code version, and every tier built from it shares it) and the validation decision
-    days. Tier files carry one id per file, so together they count as one source."""
-    if not source_id:
-        return None
-    source = "tier files" if source_id.startswith("tier_file:") else source_id
-    val = val or {}
-    return source, val.get("first_decision"), val.get("last_decision")
-
-
-def record_data_key(record: dict[str, Any]) -> tuple | None:
-    data = record.get("data") or {}
-    return data_key(data.get("source_id"), (data.get("splits") or {}).get("val"))
-
-
-def describe_data(key: tuple | None) -> str:
-    if key is None:
-        return "unknown data"
-    source, first, last = key
-    return f"{source.split('|')[0]}, val decision days {first} to {last}"
 
 
 def quick_reason(record: dict[str, Any], registry: Any) -> str | None:

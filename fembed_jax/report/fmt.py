@@ -1,4 +1,4 @@
-"""Number formatting shared by the report, its tables and ``fembed compare``."""
+"""Number formatting shared by the report, its tables and the commands."""
 
 from __future__ import annotations
 
@@ -149,3 +149,27 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: Seque
     for row in rows:
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def size(count: float | None) -> str:
+    """Bytes for people: '834 B', '3.2 MB', '58 GB' (decimal units, as disks are sold); '?' unknown."""
+    if count is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}" if count < 10 * scale else f"{count / scale:.0f} {unit}"
+    return f"{int(count)} B"
+
+
+def duration(seconds: float | None) -> str:
+    """'42s', '3m07s', '5h02m', '2.5 days'; '?' unknown."""
+    if seconds is None:
+        return "?"
+    seconds = max(0.0, float(seconds))
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:.1f} days"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{seconds:.0f}s"

@@ -24,14 +24,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fembed_jax import stats
 from fembed_jax.predictions import Predictions, PredictionsError, align
-from fembed_jax.report.collect import Entry, ReportData
 from fembed_jax.report.multiplicity import holm
+
+if TYPE_CHECKING:  # annotations only: collect calls judge (ReportData.judged)
+    from fembed_jax.report.collect import Entry, ReportData
 
 ALPHA = 0.05
 _BASELINE_EMBEDDINGS = {None, "none", "linear"}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from fembed_jax.report import findings, fmt, ranking, tables
 from fembed_jax.report.baselines import LOGISTIC_C
-from fembed_jax.report.collect import ReportData, describe_data
+from fembed_jax.report.collect import ReportData
+from fembed_jax.report.data_identity import describe_data
 from fembed_jax.report.tables import Table
 
 SECTIONS = (

@@ -172,7 +172,8 @@ def safe_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
     return float(roc_auc_score(labels, probs))
 
 
-def _state_tree(params, opt_state, best, keys, stop: StopState, epoch: int) -> dict[str, Any]:
+def state_tree(params, opt_state, best, keys, stop: StopState, epoch: int) -> dict[str, Any]:
+    """What a per-epoch checkpoint holds (also the restore target of `fembed evaluate`)."""
     return {"params": params, "opt_state": opt_state, "best_params": best, "keys": keys,
             "stop": stop.to_tree(), "epoch": np.int32(epoch)}
 
@@ -183,7 +184,7 @@ def _position_tree(step: int, losses) -> dict[str, Any]:
     return {"step": np.int32(step), "losses": losses}
 
 
-def _selected_key(cfg: ExperimentConfig) -> str:
+def selected_key(cfg: ExperimentConfig) -> str:
     """The state entry holding the weights `cfg.selection` evaluates."""
     return "best_params" if cfg.selection == "best" else "params"
 
@@ -215,7 +216,8 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
               evaluate_test: bool = False,
               engine: Engine | None = None,
               devices: Sequence | None = None,
-              steps_per_chunk: int | None = None) -> list[FitResult]:
+              steps_per_chunk: int | None = None,
+              on_pace: Callable[[Engine, int], None] | None = None) -> list[FitResult]:
     """Train several experiments that share one program structure, all seeds at once.
 
     Results equal those of fitting each experiment alone with the same seeds: every member has
@@ -227,7 +229,8 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     compilation costs more, the program keeps its size.
 
     `steps_per_chunk` fixes the steps between two stop checks (default: a few seconds' worth,
-    measured); the results do not depend on it.
+    measured); the results do not depend on it. `on_pace(engine, members)` is called once, after
+    the first epoch trained, when the engine's step time is measured.
     """
     engine = engine or Engine(members[0].cfg, data, devices=devices, steps_per_chunk=steps_per_chunk)
     stopper = _Stopper(should_stop)
@@ -258,6 +261,7 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     live = list(tracks)
 
     val_labels = np.asarray(data.labels["val"])
+    paced = False
     while True:
         leaving = [t for t in live if t.finished]
         if compact and leaving and len(leaving) < len(live):
@@ -284,6 +288,9 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
             losses=_resumed_losses(live, n, engine), between=between, poll=stopper.poll,
             per_batch=True)
         faults.hit("fit.epoch_trained")
+        if on_pace is not None and not paced:
+            paced = True
+            on_pace(engine, n)
         try:
             probs, val_loss = engine.evaluate(params, "val", hparams, poll=stopper.poll)
         except StopWaiting:  # the epoch is trained, not evaluated: that is its position
@@ -301,7 +308,9 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
             tl, vl = train_loss[t.lo:t.hi], val_loss[t.lo:t.hi]
             up = t.stop.update(epoch, cfg.early_stop_metric, aucs, vl, tl, cfg.patience, cfg.min_delta)
             improved[t.lo:t.hi] = up & trained
-            t.history.append({"epoch": epoch, "trained": trained.tolist(), "train_loss": tl.tolist(),
+            # A seed that did not train this epoch has no train loss (its weights are its best).
+            t.history.append({"epoch": epoch, "trained": trained.tolist(),
+                              "train_loss": [float(x) if tr else None for x, tr in zip(tl, trained)],
                               "val_loss": vl.tolist(), "val_auc": aucs})
             t.next_epoch += 1
             t.start, t.losses = 0, None
@@ -316,7 +325,7 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
             if t.member.on_epoch is not None:
                 t.member.on_epoch(report)
             if t.member.checkpointer is not None:
-                state = _state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
+                state = state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
                                     _rows(best, t.lo, t.hi), keys[t.lo:t.hi], t.stop, report.epoch)
                 faults.hit("fit.before_checkpoint")
                 meta = {"history": t.history, "seeds": t.member.seeds}
@@ -377,7 +386,7 @@ def _between(tracks, live, active, engine, stopper, best, keys, steps, params, o
         if host is None:
             host = jax.device_get((params, opt_state, best, keys, losses))
         h_params, h_opt, h_best, h_keys, h_losses = (_rows(x, t.lo, t.hi) for x in host)
-        state = _state_tree(h_params, h_opt, h_best, h_keys, t.stop, t.next_epoch)
+        state = state_tree(h_params, h_opt, h_best, h_keys, t.stop, t.next_epoch)
         state["position"] = _position_tree(step, h_losses)
         t.member.checkpointer.save(t.next_epoch, state, {
             "history": t.history, "seeds": t.member.seeds,
@@ -391,7 +400,7 @@ def _between(tracks, live, active, engine, stopper, best, keys, steps, params, o
 
 def _save_selected(t: _Track, state: dict, meta: dict) -> None:
     """Save the weights `t` selected (and its stopping state) apart from its per-epoch steps."""
-    key = _selected_key(t.member.cfg)
+    key = selected_key(t.member.cfg)
     t.member.checkpointer.save_selected(int(state["epoch"]), {
         key: state[key], "stop": state["stop"], "epoch": state["epoch"]}, meta)
     t.selected_saved = True
@@ -434,7 +443,7 @@ def _restore(tracks, params, opt_state, best, keys, engine):
     for t in tracks:
         if t.member.checkpointer is None:
             continue
-        template = _state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
+        template = state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
                                _rows(best, t.lo, t.hi), keys[t.lo:t.hi], t.stop, 0)
 
         def target(meta, template=template, k=t.hi - t.lo):
@@ -454,7 +463,7 @@ def _restore(tracks, params, opt_state, best, keys, engine):
         if host is None:
             host = jax.tree.map(np.array, jax.device_get((params, opt_state, best)))  # writable copies
         parts = ((state["params"], state["opt_state"], state["best_params"]) if not selected_only
-                 else (state[_selected_key(t.member.cfg)], None, state[_selected_key(t.member.cfg)]))
+                 else (state[selected_key(t.member.cfg)], None, state[selected_key(t.member.cfg)]))
         for tree, part in zip(host, parts):
             if part is not None:
                 jax.tree.map(lambda whole, rows: whole.__setitem__(slice(t.lo, t.hi), np.asarray(rows)),

@@ -19,7 +19,7 @@ from fembed_jax import __version__, metrics
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.train.fit import FitResult
 
-SCHEMA_VERSION = 1
+RECORD_SCHEMA_VERSION = 1  # of the results.json record (the run store has its own: store.SCHEMA_VERSION)
 
 
 def estimated_params(cfg: ExperimentConfig) -> int:
@@ -92,7 +92,7 @@ def build_record(cfg: ExperimentConfig, fit: FitResult, *, params: int, splits: 
         "seconds": fit.seconds,
     }
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": RECORD_SCHEMA_VERSION,
         "exp_id": cfg.exp_id,
         "priority": cfg.priority,
         "description": cfg.description,

@@ -1,6 +1,6 @@
 """Which experiments train together in one compiled program.
 
-Experiments whose static structure is identical (engine.structure_key: same shapes, tier, loss
+Experiments whose static structure is identical (config.structure_key: same shapes, tier, loss
 family, dropout, batch) differ only in values the program takes as arrays (loss hyperparameters,
 learning rate, weight decay, seeds), so they can share one jit(vmap(...)) over (experiment, seed):
 one compilation instead of one per experiment. A group is capped by the members' total parameter
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from fembed_jax.train.engine import structure_key
+from fembed_jax.config import structure_key
 
 T = TypeVar("T")
 

@@ -167,7 +167,8 @@ def test_a_runner_that_lost_its_claim_stops_touching_the_experiment(tmp_path, re
     from fembed_jax.data.config import DataConfig
     from fembed_jax.registry import load_registry
     from fembed_jax.store import RunStore
-    from fembed_jax.train.runner import RunOptions, make_plan, run_queue
+    from fembed_jax.train.local import run_queue
+    from fembed_jax.train.plan import RunOptions, make_plan
 
     registry = load_registry(make_project(tmp_path))
     options = RunOptions(outputs_dir=tmp_path / "outputs", checkpoints_dir=tmp_path / "checkpoints",

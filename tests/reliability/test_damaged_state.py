@@ -21,7 +21,7 @@ import sys
 import pytest
 
 from fembed_jax.checkpoint import CheckpointWarning
-from fembed_jax.train.runner import RecoveryWarning
+from fembed_jax.train.queue import RecoveryWarning
 from reliability_harness import (assert_same_outcome, fembed_inprocess, report, results_path,
                                  store_path)
 

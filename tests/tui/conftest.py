@@ -1,7 +1,7 @@
 """A run store filled by a real tiny run, for the TUI's Pilot and snapshot tests.
 
 The session fixture writes a six-experiment registry, trains two tiny experiments with the real
-queue runner (fembed_jax.train.runner.run_queue) on a synthetic 20-feature dataset, lets a third
+queue runner (fembed_jax.train.local.run_queue) on a synthetic 20-feature dataset, lets a third
 fail in the runner (its tier's data has the wrong width), and then, through the store API, puts a
 fourth in "running" with two recorded epochs, leaves a fifth pending, and stores a legacy result
 for the sixth, which stays "not queued". The TUI opens it read-only.
@@ -150,7 +150,7 @@ def filled_store(tmp_path_factory) -> FilledStore:
     from fembed_jax.data.config import DataConfig
     from fembed_jax.registry import load_registry
     from fembed_jax.store import RunStore
-    from fembed_jax.train import runner
+    from fembed_jax.train import group, local, plan as planning
 
     root = tmp_path_factory.mktemp("tui-store")
     registry_path = root / "registry" / "experiments.toml"
@@ -158,29 +158,29 @@ def filled_store(tmp_path_factory) -> FilledStore:
     registry_path.write_text(REGISTRY_TOML)
     registry = load_registry(registry_path)
     outputs = root / "outputs"
-    options = runner.RunOptions(outputs_dir=outputs, checkpoints_dir=root / "checkpoints",
+    options = planning.RunOptions(outputs_dir=outputs, checkpoints_dir=root / "checkpoints",
                                 data_config=DataConfig(source="synthetic-tui-tests"), owner="tui-tests:1:runner")
     configs = [registry.get(exp_id) for exp_id in RUN_IDS]
     store_path = outputs / "fembed.db"
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "_dataset", lambda cfg, options, cache: _dataset())
+        patch.setattr(group, "dataset_for", lambda cfg, options, cache: _dataset())
         outputs.mkdir(parents=True)
         with RunStore(store_path) as store:
-            plan = runner.make_plan(configs, options, store)
-        summary = runner.run_queue(plan, options)
+            plan = planning.make_plan(configs, options, store)
+        summary = local.run_queue(plan, options)
     assert summary.done == ["LF-01", "LF-02"], f"the tiny run did not train: {summary}"
     assert list(summary.failed) == ["LF-03"], f"LF-03 should fail on its tier's width: {summary}"
 
     with RunStore(store_path) as store:
         running, pending = registry.get("LF-04"), registry.get("LF-05")
-        store.sync_queue([{**cfg.to_dict(), "config_hash": runner.run_hash(cfg, options.data_config)}
+        store.sync_queue([{**cfg.to_dict(), "config_hash": planning.run_hash(cfg, options.data_config)}
                           for cfg in (*configs, running, pending)])
         assert store.claim("LF-04", OWNER)
         for epoch in (0, 1):
             rows = [{"seed": s, "train_loss": tl, "val_loss": vl, "val_auc": auc, "active": active,
                      "is_best": True} for e, s, tl, vl, auc, active in RUNNING_EPOCHS if e == epoch]
-            store.record_epoch("LF-04", runner.run_hash(running, options.data_config), epoch, rows)
+            store.record_epoch("LF-04", planning.run_hash(running, options.data_config), epoch, rows)
         store.record_result("AE-01", None, _legacy_record("AE-01"), legacy=True)
     return FilledStore(registry_path, outputs, store_path, time.time())
 

@@ -85,10 +85,32 @@ def test_progress_counts_active_seeds_and_extrapolates_the_current_attempt():
     assert (p.epochs_done, p.epochs_max, p.seeds_active, p.seeds_total) == (3, 10, 1, 2)
     assert p.elapsed_s == 50.0
     assert p.eta_s == pytest.approx(20.0 * 7)  # epochs 1 -> 2 took 20 s this attempt, 7 to go
+    assert p.eta_note == "" and not p.compiling
+    # One epoch of this attempt: its 20 s since the claim include compiling; no pace yet.
     one = model.progress(row, _exp("X", epochs=10), epochs[:4], now=1050.0)
-    assert one.eta_s == pytest.approx(20.0 * 8)  # one epoch of this attempt: 20 s since the claim
+    assert (one.eta_s, one.eta_note) == (None, "timing")
     fresh = model.progress({"started_at": 1000.0, "attempts": 1}, _exp("X"), [], now=1003.0)
-    assert (fresh.epochs_done, fresh.seeds_active, fresh.eta_s) == (0, 2, None)  # compiling
+    assert (fresh.epochs_done, fresh.seeds_active, fresh.eta_s) == (0, 2, None)
+    assert fresh.compiling and fmt.eta(fresh.eta_s, fresh.eta_note) == "(compiling)"
+    # A resumed attempt compiles again: the earlier attempt's epochs give no pace.
+    resumed = model.progress(row, _exp("X", epochs=10), epochs[:2], now=1050.0)
+    assert resumed.compiling and resumed.eta_s is None
+
+
+def test_eta_ignores_the_first_epochs_compile_time():
+    """Epoch 1 took 100 s (90 of them compiling), epochs 2-4 took 10 s each: the pace is 10 s."""
+    row = {"started_at": 0.0, "attempts": 1}
+    stamps = {0: 100.0, 1: 110.0, 2: 120.0, 3: 130.0}
+    epochs = [{"epoch": e, "seed": s, "attempt": 1, "active": True, "recorded_at": t}
+              for e, t in stamps.items() for s in (0, 1)]
+    p = model.progress(row, _exp("X", epochs=10), epochs, now=135.0)
+    assert p.eta_s == pytest.approx(10.0 * 6)  # not (130 / 4) * 6 = 195 s
+    two = model.progress(row, _exp("X", epochs=10), epochs[:4], now=111.0)
+    assert two.eta_s == pytest.approx(10.0 * 8)
+    # The queue line says why there is no ETA while a first epoch runs.
+    compiling = model.progress(row, _exp("X", epochs=10), [], now=50.0)
+    summary = model.queue_summary([_row("X", "running", compiling), _row("Y", "pending")], [])
+    assert summary.eta_s is None and summary.eta_note == "compiling"
 
 
 def test_curves_from_epoch_rows_and_from_history():
@@ -219,7 +241,7 @@ def test_the_monitor_does_not_import_the_trainer_and_its_copies_match():
     import sys
 
     from fembed_jax.legacy import LEGACY_DIRNAME
-    from fembed_jax.train.runner import SEED_BASE
+    from fembed_jax.config import SEED_BASE
     from fembed_jax.tui import poller
 
     assert model.SEED_BASE == SEED_BASE and poller.LEGACY_DIRNAME == LEGACY_DIRNAME
@@ -227,3 +249,58 @@ def test_the_monitor_does_not_import_the_trainer_and_its_copies_match():
             "print(sorted(m for m in sys.modules if m.startswith(('fembed_jax.train', 'jax'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_curves_carry_train_loss_and_overlay_means():
+    rows = [{"epoch": 0, "seed": 0, "val_auc": 0.5, "val_loss": 0.7, "train_loss": 0.9},
+            {"epoch": 1, "seed": 0, "val_auc": 0.7, "val_loss": 0.6, "train_loss": 0.8},
+            {"epoch": 0, "seed": 1, "val_auc": 0.6, "val_loss": 0.8, "train_loss": 1.0}]
+    got = model.curves(rows, {"seeds": [42, 43]})
+    assert got.train_loss == {"seed 42": [0.9, 0.8], "seed 43": [1.0, None]}
+    assert model.mean_curve(got.val_auc) == pytest.approx([0.55, 0.7])  # epoch 2: seed 42 alone
+    history = [{"trained": [True], "val_auc": [0.5], "val_loss": [0.7], "train_loss": [0.95]}]
+    assert model.curves([], {"history": history}).train_loss == {"seed 42": [0.95]}
+
+
+def test_shared_range_covers_every_series_and_downsample_bounds_the_points():
+    lo, hi = model.shared_range({"a": [0.5, None, 0.6], "b": [0.4, 0.9]})
+    assert lo < 0.4 and hi > 0.9 and hi - lo < 0.6
+    flat = model.shared_range({"a": [0.5, 0.5]})
+    assert flat[0] < 0.5 < flat[1]
+    assert model.shared_range({"a": [None]}) is None
+    xs, ys = model.downsample([float(i) for i in range(5000)], 100)
+    assert len(xs) == 100 and xs[0] == pytest.approx(25.5) and ys[-1] == pytest.approx(4974.5)
+    xs, ys = model.downsample([0.1, None, 0.3], 100)
+    assert (xs, ys) == ([1.0, 3.0], [0.1, 0.3])  # 1-based epochs, gaps left out
+    assert model.best_point({"a": [0.5, 0.7], "b": [0.6]}, True) == ("a", 2, 0.7)
+    assert model.best_point({"a": [0.5, 0.7], "b": [0.4]}, False) == ("b", 1, 0.4)
+
+
+class _StoreWithSamples:
+    def __init__(self, samples):
+        self.samples = samples
+
+    def machine_samples(self, exp_id):
+        return self.samples.get(exp_id, [])
+
+
+def test_machine_line_reads_samples_when_the_store_has_them_and_says_compiling():
+    assert model.machine_samples_of(object(), "X") == []  # a store before the change: nothing
+    store = _StoreWithSamples({"X": [{"epoch": 0, "recorded_at": 10.0, "cpu_percent": 150.0, "rss_mb": 900.0,
+                                      "gpu_util_percent": None, "gpu_mem_mb": None},
+                                     {"epoch": 1, "recorded_at": 20.0, "cpu_percent": 187.4, "rss_mb": 1536.0,
+                                      "gpu_util_percent": 43.0, "gpu_mem_mb": 10240.0}]})
+    latest = model.latest_machine_sample(store, ["X", "Y"])
+    assert latest["epoch"] == 1 and latest["source"] == "store" and latest["exp_id"] == "X"
+    assert model.machine_text(latest) == "CPU 187% · RSS 1.5 GB · GPU 43% 10.0 GB"
+    owner = "elsewhere:77:beef"
+    snap = model.StoreSnapshot(pathlib.Path("x.db"), True, experiments=(
+        {"exp_id": "X", "state": "running", "claimed_by": owner},
+        {"exp_id": "Y", "state": "running", "claimed_by": "elsewhere:78:cafe"}), machine={owner: latest})
+    ticking = model.Progress(2, 10, 2, 2, 30.0, 80.0, 0.6)
+    compiling = model.Progress(0, 10, 2, 2, 5.0, None, None, "compiling")
+    rows = [_row("X", "running", ticking), _row("Y", "running", compiling), _row("Z", "pending")]
+    line = model.machine_line(rows, snap, now=24.0, masked=False)
+    assert "X[/b] · runner elsewhere:77: CPU 187% · RSS 1.5 GB · GPU 43% 10.0 GB (epoch 2, 4s ago)" in line
+    assert "Y[/b] · [b yellow]compiling[/]" in line
+    assert model.machine_line([rows[2]], snap, now=24.0, masked=False) == ""  # nothing runs

@@ -101,10 +101,21 @@ async def test_cycles_stay_in_scope_and_come_back_to_all(filled_store, registry,
 
 async def test_the_footer_fits_80_columns_in_every_view(filled_store, registry, fixture_clock):
     app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
-    expected = {"queue": {"q", "?", "/", "R"}, "results": {"q", "?", "/", "R", "s", "r"},
+    expected = {"queue": {"q", "?", "/", "R"}, "results": {"q", "?", "/", "R", "s", "r", "m"},
                 "detail": {"q", "?", "/", "R", "esc"}, "runs": {"q", "?", "/", "R"}}
     async with app.run_test(size=(80, 24)) as pilot:
         for view, keys in expected.items():
+            app.action_view(view)
+            await pilot.pause()
+            await pilot.pause()
+            shown = [key for key in app.screen.query(FooterKey) if key.display]
+            assert {key.key_display for key in shown} == keys, view
+            assert all(0 < key.region.width and key.region.right <= 80 for key in shown), view
+        # With an experiment marked (m), c compares it: shown in Results and Detail, still in 80 columns.
+        app.action_view("results")
+        await pilot.pause()
+        await pilot.press("m")
+        for view, keys in (("results", expected["results"] | {"c"}), ("detail", expected["detail"] | {"c"})):
             app.action_view(view)
             await pilot.pause()
             await pilot.pause()

@@ -9,6 +9,7 @@ from textual.widgets import DataTable, Input, Label, Static, TabbedContent
 
 from fembed_jax.store import RunStore
 from fembed_jax.tui.app import FembedMonitor
+from fembed_jax.tui.plots import CurvePlot
 from fembed_jax.tui.queue_view import RunningBar
 from fembed_jax.tui.results_view import ResultsView
 from fembed_jax.tui.screens import ConfirmRunScreen, HelpScreen
@@ -157,8 +158,8 @@ async def test_detail_shows_the_selected_experiments_seeds(filled_store, registr
         assert column(seeds, "seed") == {"0": "42", "1": "43"}
         assert list(column(seeds, "precision").values()) == [
             f"{m['precision']:.3f}" for m in record["val_metrics_per_seed"]]
-        curve_names = [str(label.render()) for label in app.query(".curve-name")]
-        assert curve_names == ["val AUC seed 42", "val AUC seed 43", "val loss seed 42", "val loss seed 43"]
+        plots = {plot.id: list(plot.series) for plot in app.query(CurvePlot)}
+        assert plots == {f"plot-{m}": ["seed 42", "seed 43"] for m in ("val_auc", "val_loss", "train_loss")}
         # The running experiment: live per-seed progress from the store's epoch rows.
         await pilot.press("1")
         queue = app.query_one("#queue-table", DataTable)

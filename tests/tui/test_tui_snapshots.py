@@ -64,3 +64,42 @@ def test_empty_state(monitor, snap_compare, tmp_path):
     missing = tmp_path / "outputs" / "fembed.db"
     assert snap_compare(monitor(missing), terminal_size=SIZE)
     assert not missing.exists()
+
+
+def test_detail_curves_at_80x24(monitor, snap_compare):
+    """The plots stacked at 80 columns, each the full width (scrolled to them)."""
+    async def open_curves(pilot):
+        await pilot.pause()
+        pilot.app.select("LF-04")
+        pilot.app.action_view("detail")
+        await pilot.pause()
+        detail = pilot.app.main_screen.query_one("DetailView")
+        detail.scroll_to_widget(detail.query_one("#curves-heading"), top=True, animate=False)
+
+    assert snap_compare(monitor(), terminal_size=(80, 24), run_before=open_curves)
+
+
+def test_detail_view_at_200x50(monitor, snap_compare):
+    """At 200 columns the three plots stand side by side."""
+    async def open_detail(pilot):
+        await pilot.pause()
+        pilot.app.select("LF-02")
+        pilot.app.action_view("detail")
+
+    assert snap_compare(monitor(), terminal_size=(200, 50), run_before=open_detail)
+
+
+def test_overlay_of_two_experiments(monitor, snap_compare):
+    async def overlay(pilot):
+        await pilot.pause()
+        app = pilot.app
+        app.action_view("results")
+        await pilot.pause()
+        table = app.main_screen.query_one("#results-table")
+        app.marked = "LF-01"  # what m does, without its toast (a timed widget in a snapshot)
+        app.redraw()
+        table.move_cursor(row=table.get_row_index("LF-02"))
+        await pilot.pause()
+        app.action_compare()
+
+    assert snap_compare(monitor(), terminal_size=SIZE, run_before=overlay)

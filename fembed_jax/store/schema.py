@@ -1,0 +1,119 @@
+"""The schema of the run store: its tables, its version, and the migrations between versions.
+
+Opening a writer (fembed_jax.store.db) creates these tables in a new store and runs
+``MIGRATIONS`` on an older one, inside one write transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STATES", "TABLES_V1"]
+
+SCHEMA_VERSION = 2
+# The states of experiments.state (the CHECK below spells the same five); the state machine
+# between them is fembed_jax.store.queue's.
+STATES = ("pending", "running", "done", "failed", "skipped")
+
+# Each config_hash column holds the run hash (train.plan.run_hash: config + data), not the config's.
+TABLES_V1 = (
+    """
+    CREATE TABLE schema_version (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        version     INTEGER NOT NULL,
+        updated_at  REAL NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE experiments (
+        exp_id        TEXT PRIMARY KEY,
+        queue_order   INTEGER NOT NULL DEFAULT 0,
+        priority      TEXT,
+        tier          TEXT,
+        config_hash   TEXT NOT NULL,
+        config_json   TEXT NOT NULL,
+        state         TEXT NOT NULL DEFAULT 'pending'
+                      CHECK (state IN ('pending', 'running', 'done', 'failed', 'skipped')),
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        error         TEXT,
+        claimed_by    TEXT,
+        heartbeat_at  REAL,
+        started_at    REAL,
+        finished_at   REAL,
+        epochs_run    INTEGER NOT NULL DEFAULT 0,
+        updated_at    REAL NOT NULL
+    )
+    """,
+    "CREATE INDEX experiments_by_state ON experiments (state, queue_order)",
+    """
+    CREATE TABLE epochs (
+        exp_id       TEXT NOT NULL,
+        config_hash  TEXT NOT NULL,
+        epoch        INTEGER NOT NULL,
+        seed         INTEGER NOT NULL,
+        attempt      INTEGER NOT NULL DEFAULT 0,
+        train_loss   REAL,
+        val_loss     REAL,
+        val_auc      REAL,
+        active       INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        is_best      INTEGER NOT NULL DEFAULT 0 CHECK (is_best IN (0, 1)),
+        recorded_at  REAL NOT NULL,
+        PRIMARY KEY (exp_id, config_hash, epoch, seed)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE results (
+        exp_id          TEXT PRIMARY KEY,
+        config_hash     TEXT,
+        results_json    TEXT NOT NULL,
+        precision_mean  REAL,
+        precision_std   REAL,
+        recall_mean     REAL,
+        auc_mean        REAL,
+        auc_std         REAL,
+        tp_total        INTEGER,
+        pred_pos_total  INTEGER,
+        collapsed       INTEGER CHECK (collapsed IN (0, 1)),
+        epochs          INTEGER,
+        seconds         REAL,
+        finished_at     REAL,
+        legacy          INTEGER NOT NULL DEFAULT 0 CHECK (legacy IN (0, 1)),
+        recorded_at     REAL NOT NULL
+    )
+    """,
+)
+
+
+def _add_result_history(db: sqlite3.Connection) -> None:
+    """v2: every fembed result that another run replaced (a new config, other data, --force) is
+    kept in result_history with the time it was replaced."""
+    db.execute(
+        """
+        CREATE TABLE result_history (
+            exp_id          TEXT NOT NULL,
+            config_hash     TEXT,
+            results_json    TEXT NOT NULL,
+            precision_mean  REAL,
+            precision_std   REAL,
+            recall_mean     REAL,
+            auc_mean        REAL,
+            auc_std         REAL,
+            tp_total        INTEGER,
+            pred_pos_total  INTEGER,
+            collapsed       INTEGER,
+            epochs          INTEGER,
+            seconds         REAL,
+            finished_at     REAL,
+            recorded_at     REAL NOT NULL,
+            replaced_at     REAL NOT NULL,
+            PRIMARY KEY (exp_id, recorded_at)
+        )
+        """
+    )
+
+
+# Migration hook: MIGRATIONS[v] upgrades a store at version v to v + 1, inside the open write
+# transaction (so a crash in the middle leaves the store at v, unchanged). Append a function and
+# bump SCHEMA_VERSION when the schema changes; tests/data/store_v1.db is a store of release 0.1.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_result_history}
