@@ -79,6 +79,19 @@ def test_run_writes_results_then_skips_then_force_reruns(tmp_path, capsys):
     assert comparable(again) == comparable(first)  # same seeds, same results
 
 
+def test_each_experiment_has_a_run_log_of_what_happened_to_it(tmp_path):
+    """outputs/<ID>/run.log (what `fembed tui` tails): one line an event, appended by every run."""
+    registry = make_project(tmp_path)
+    assert main(["--registry", str(registry), "run", "--exp-id", "TT-01"]) == 0
+    lines = (tmp_path / "outputs" / "TT-01" / "run.log").read_text(encoding="utf-8").splitlines()
+    events = [line.split(" ", 2)[2] for line in lines]  # after the date and the time
+    assert events[0].startswith("start: 2 seed(s), up to 2 epochs")
+    assert events[1].startswith("epoch 1/2 done: ") and events[2].startswith("epoch 2/2 done: ")
+    assert events[3].startswith("checkpoints reduced to --keep best: ")
+    assert events[4].startswith("done: validation AUC ") and len(events) == 5
+    assert not (tmp_path / "outputs" / "TT-02").exists()
+
+
 def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     registry = make_project(tmp_path)
     assert main(["--registry", str(registry), "run", "--priority", "P2", "--dry-run"]) == 0

@@ -21,6 +21,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -147,8 +148,16 @@ class QueueSession:
         self.plan, self.options = plan, options
         self.todo = [item for item in plan if item.status != "done"]
         self.summary = RunSummary()
-        self.notify = progress or (lambda *a, **k: None)
+        self._progress = progress or (lambda *a, **k: None)
         self.store = None
+
+    def notify(self, event: str, **info: Any) -> None:
+        """Tell the caller's `progress`, and append the event to the experiment's run.log."""
+        cfg = info.get("cfg")
+        line = _log_line(event, info) if cfg is not None else None
+        if line:
+            _append_run_log(self.options.outputs_dir, cfg.exp_id, line)
+        self._progress(event, **info)
 
     # -- the store ------------------------------------------------------------------------------
 
@@ -362,6 +371,48 @@ class QueueSession:
             checkpointer.close()
         if freed.before:
             self.notify("freed", cfg=item.cfg, before=freed.before, after=freed.after, kept=freed.kept)
+
+
+RUN_LOG = "run.log"  # outputs/<ID>/run.log: what happened to the experiment, one line an event
+
+
+def _log_line(event: str, info: dict) -> str | None:
+    """The run.log line of a progress event (None: not logged; a chunk of steps is too often)."""
+    cfg = info["cfg"]
+    if event == "start":
+        return f"start: {info['seeds']} seed(s), up to {cfg.epochs} epochs, group {', '.join(info['group'])}"
+    if event == "epoch":
+        report = info["report"]
+        active = int(report.stop.active.sum())
+        aucs = [a for a in report.val_auc if a is not None]
+        best = f", val AUC of its best seed {max(aucs):.4f}" if aucs else ""
+        return f"epoch {report.epoch + 1}/{cfg.epochs} done: {active} seed(s) still training{best}"
+    if event == "stopping":
+        return f"stop requested: saving the position inside epoch {info['epoch'] + 1} (step {info['step']}/{info['steps']})"
+    if event == "interrupted":
+        return "interrupted: left pending, the same command resumes it"
+    if event == "end":
+        auc = (info["record"].get("val_metrics") or {}).get("auc")
+        return f"done: validation AUC {auc:.4f} (mean over seeds)" if auc is not None else "done"
+    if event == "failed":
+        return f"failed: {info['error']}"
+    if event == "freed":
+        return f"checkpoints reduced to --keep {info['kept']}: {info['before']} -> {info['after']} bytes"
+    if event == "busy":
+        return "claimed by another runner, left to it"
+    return None
+
+
+def _append_run_log(outputs_dir: Path, exp_id: str, line: str) -> None:
+    """Best effort (a log never stops a run). Appended, so a resumed run continues the story."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        folder = outputs_dir / exp_id
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / RUN_LOG, "a", encoding="utf-8") as log:
+            log.write(f"{stamp} {line}\n")
+    except OSError:
+        pass
 
 
 def _more_than_kept(directory: Path, keep: str) -> bool:
