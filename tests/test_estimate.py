@@ -145,8 +145,11 @@ def test_a_recorded_gpu_rate_replaces_the_assumed_one(tmp_path):
     assert rate == pytest.approx(1.5e12) and "gpu_epoch.json" in source
 
 
-def test_dry_run_json_has_the_keys_scripts_read(tmp_path, capsys, shared_cache):
+def test_dry_run_json_has_the_keys_scripts_read(tmp_path, capsys, shared_cache, monkeypatch):
     from fembed_jax.cli.main import main
+
+    # Its own estimates (the shared cache holds the pace earlier tests' runs recorded).
+    monkeypatch.setattr(estimate, "cache_path", lambda: tmp_path / "estimates.json")
 
     registry = write_project(tmp_path, tiny_registry('[[experiments]]\nid = "TT-01"\npriority = "P1"\n'
                                                      'tier = "a20"\n'))
