@@ -36,14 +36,13 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from fembed_jax.checkpoint_layout import META_FILE, ORBAX_TMP, SELECTED_DIR
+from fembed_jax.checkpoint_layout import KEEP, META_FILE, ORBAX_TMP, SELECTED_DIR
 from fembed_jax.report import fmt
 
 from .common import UsageError, add_filter_options, console, err_console, guarded, note, registry_from_args, select
 from .paths import add_path_options, data_config_from_args, paths_from_args, store_path
 
 TRASH_DIR = ".fembed-clean-trash"
-KEEP_CHOICES = ("best", "last", "all")
 
 WHAT = {  # {s}: the plural ending
     "beyond-keep": "step{s} beyond --keep {keep}",
@@ -80,7 +79,7 @@ def register(subparsers) -> None:
                "1 a deletion failed",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yes", "-y", action="store_true", help="delete what the listing shows")
-    parser.add_argument("--keep", choices=KEEP_CHOICES, default="best",
+    parser.add_argument("--keep", choices=KEEP, default="best",
                         help="what a done experiment keeps: best = its selected weights (default), "
                              "last = its last training state, all = every step (frees only old "
                              "configs, orphans and leftovers)")

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fembed_jax.checkpoint_layout import KEEP
 from fembed_jax.report import fmt
 
 from .common import (UsageError, add_filter_options, console, err_console, fail, guarded, note,
@@ -65,7 +66,7 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="rerun experiments that are done")
     parser.add_argument("--eval-test", action="store_true",
                         help="also score the test split (never used for selection)")
-    parser.add_argument("--keep", choices=("best", "last", "all"), default="best",
+    parser.add_argument("--keep", choices=KEEP, default="best",
                         help="checkpoints kept once an experiment is done: best = its selected "
                              "weights, all `fembed evaluate` needs (default); last = also its last "
                              "training state; all = every step kept during training")

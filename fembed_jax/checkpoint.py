@@ -55,7 +55,7 @@ import numpy as np
 
 from fembed_jax import faults
 from fembed_jax.atomic import fsync_directory
-from fembed_jax.checkpoint_layout import META_ITEM, SELECTED_DIR, STATE_ITEM
+from fembed_jax.checkpoint_layout import KEEP, META_ITEM, SELECTED_DIR, STATE_ITEM
 from fembed_jax.results_io import content_digest, to_jsonable
 
 __all__ = ["Checkpointer", "CheckpointWarning", "Freed", "KEEP", "RestoredCheckpoint", "meta_digest",
@@ -68,9 +68,6 @@ _UNSEALED_FORMAT = 1  # saved before meta_sha256 existed
 _META_DIGEST = "meta_sha256"
 _RESERVED_META = ("epoch", "state_sha256", _META_DIGEST, "checkpoint_format", "saved_at")
 _INTERNAL_META = ("state_sha256", _META_DIGEST, "checkpoint_format")  # not handed back to callers
-# What free() keeps of a finished experiment: its selected weights only, its last state (which
-# holds them too), or every step.
-KEEP = ("best", "last", "all")
 
 
 class CheckpointWarning(UserWarning):
