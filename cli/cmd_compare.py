@@ -64,7 +64,7 @@ class _Subject:
 def _resolve(name: str, store, registry, outputs, args) -> _Subject:
     from fembed_jax.legacy import legacy_copies
     from fembed_jax.predictions import PredictionsError, load_predictions
-    from fembed_jax.report.collect import check_predictions
+    from fembed_jax.report.collect import check_predictions, scored_predictions
 
     kw = dict(n_boot=args.bootstrap, seed=args.seed, block=args.block)
     exp_id, want_legacy = (name[: -len(LEGACY_SUFFIX)], True) if name.endswith(LEGACY_SUFFIX) else (name, False)
@@ -84,6 +84,7 @@ def _resolve(name: str, store, registry, outputs, args) -> _Subject:
         except PredictionsError as exc:
             note = str(exc)
         if pred is not None:
+            pred = scored_predictions(pred, record)  # the windows its val metrics are scored on
             note = check_predictions(pred, record)
             pred = None if note else pred
         if note:

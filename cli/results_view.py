@@ -62,7 +62,9 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
         table.add_row(str(m.get("seed")), precision, ci,
                       f"{m.get('true_positives', '-')}/{m.get('n_positive_preds', '-')}",
                       num(m.get("recall")), num(m.get("auc")), num(m.get("pred_range")),
-                      str(m.get("best_epoch", "-")), "yes" if m.get("collapsed") else "")
+                      # results.json counts epochs from 0 (-1: none chosen); the views count from 1, as the run log does
+                      "-" if (m.get("best_epoch") is None or m["best_epoch"] < 0) else str(m["best_epoch"] + 1),
+                      "yes" if m.get("collapsed") else "")
     console.print(table)
     agg = record.get("val_metrics_aggregate") or {}
     parts = []

@@ -15,6 +15,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 SEED_BASE = 42  # the original's seed; seed k of an experiment is SEED_BASE + k (runner and TUI)
+# Values of `selection_windows`; what they mean is fembed_jax.data.splits.selection_masks.
+SELECTION_RULES = ("alternate", "all")
+DEFAULT_SELECTION_RULE = "alternate"  # the protocol fembed ranks results under (report)
 
 # What each config field is for. Every field has at least one role (tests/test_config.py), and
 # every list of fields elsewhere is derived from these with `fields_with`:
@@ -99,6 +102,9 @@ class ExperimentConfig:
     task: str = _field("threshold_1pct", "data")
     horizon: int = _field(1, "data")
     selection: str = _field("best", "loop")
+    # Which validation windows early stopping reads and which the val metrics are scored on
+    # (fembed_jax.data.splits.selection_masks); a program evaluates one set, so it is a program field.
+    selection_windows: str = _field(DEFAULT_SELECTION_RULE, "program", "loop")
     seeds: int = _field(5, "member")
 
     def __post_init__(self):

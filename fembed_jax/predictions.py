@@ -77,6 +77,13 @@ class Predictions:
     def n_windows(self) -> int:
         return int(self.probs.shape[1])
 
+    def windows(self, mask: np.ndarray) -> "Predictions":
+        """These predictions on the windows where the boolean ``mask`` is true."""
+        mask = np.asarray(mask, bool)
+        return dataclasses.replace(self, probs=self.probs[:, mask], labels=self.labels[mask],
+                                   starts=self.starts[mask],
+                                   dates=None if self.dates is None else self.dates[mask])
+
     def keys(self) -> np.ndarray:
         """What identifies a window across experiments: its decision date, else its start row."""
         return self.dates if self.dates is not None else self.starts

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fembed_jax import grids
-from fembed_jax.config import CONFIG_FIELDS, ExperimentConfig, default_early_stop_metric
+from fembed_jax.config import CONFIG_FIELDS, SELECTION_RULES, ExperimentConfig, default_early_stop_metric
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = REPO_ROOT / "registry" / "experiments.toml"
@@ -71,7 +71,7 @@ _EMBED_INT_MAX = {"num_layers": 64, "num_heads": 1024, "head_dim": 65536, "laten
 MAX_FEATURES = 65536
 _FLOAT_FIELDS = {"dropout", "head_dropout", "weight_decay", "learning_rate", "min_delta"}
 _STR_FIELDS = {"priority", "tier", "description", "loss", "embedding", "early_stop_metric",
-               "task", "selection"}
+               "task", "selection", "selection_windows"}
 
 
 class RegistryError(ValueError):
@@ -420,6 +420,9 @@ class _Validator:
                 "patch_length")
         if m.get("selection", "best") not in ("best", "last"):
             err(f"must be 'best' or 'last', got {m['selection']!r}", "selection")
+        if m.get("selection_windows", "alternate") not in SELECTION_RULES:
+            err(_unknown(f"unknown selection_windows {m['selection_windows']!r}",
+                         m["selection_windows"], SELECTION_RULES), "selection_windows")
         if m.get("task", "threshold_1pct") not in TASKS:
             err(_unknown(f"unknown task {m['task']!r}", m["task"], TASKS), "task")
         if m["early_stop_metric"] not in ("val_auc", "val_loss"):

@@ -10,6 +10,7 @@ from fembed_jax import stats
 from fembed_jax.config_diff import MISSING, config_differences, flatten
 from fembed_jax.cli.main import main
 from fembed_jax.predictions import load_predictions
+from fembed_jax.report.collect import scored_predictions
 from fembed_jax.report import fmt
 from test_report import make_tiny_project
 
@@ -62,7 +63,9 @@ def test_compare_two_runs_shows_only_what_differs_and_a_paired_test(tiny_project
     code, out, _ = _compare(tiny_project, capsys, "FE-01", "FE-02")
     assert code == 0
     assert _field_rows(out) == {"epochs": ["2", "3"]}  # FE-02 is FE-01 trained one epoch longer
-    a, b = (load_predictions(tiny_project / "outputs", e) for e in ("FE-01", "FE-02"))
+    a, b = (scored_predictions(load_predictions(tiny_project / "outputs", e),
+                               json.loads((tiny_project / "outputs" / e / "results.json").read_text()))
+            for e in ("FE-01", "FE-02"))
     paired = stats.paired_bootstrap(b.probs, a.probs, a.labels, n_boot=300)
     assert "paired bootstrap against FE-01" in out
     line = next(row for row in out.splitlines() if row.startswith("│ FE-02") and "AUC" in row)

@@ -22,6 +22,7 @@ CHANGED = {
     "loss": "bce", "loss_params": {"gamma": 3.0}, "embedding": "progressive",
     "embedding_params": {"num_layers": 2}, "early_stop_metric": "val_loss", "patience": 5,
     "min_delta": 0.01, "task": "threshold_2pct", "horizon": 5, "selection": "last", "seeds": 3,
+    "selection_windows": "all",
 }
 
 

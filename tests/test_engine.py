@@ -83,7 +83,8 @@ def test_stopping_follows_the_rule_for_each_seed(engine):
 
 
 def test_best_selection_evaluates_the_best_epoch_weights(engine):
-    cfg = tiny_config(epochs=5, patience=10)
+    # The original's protocol: the epoch is chosen and scored on every validation window.
+    cfg = tiny_config(epochs=5, patience=10, selection_windows="all")
     best = fit(cfg, engine.data, [42, 43], engine=engine)
     last = fit(cfg.replace(selection="last"), engine.data, [42, 43], engine=engine)
     for k in range(2):
@@ -91,6 +92,36 @@ def test_best_selection_evaluates_the_best_epoch_weights(engine):
         aucs = [h["val_auc"][k] for h in best.history]
         assert best.per_seed[k]["auc"] == pytest.approx(aucs[best_epoch], abs=1e-9)
         assert last.per_seed[k]["auc"] == pytest.approx(aucs[-1], abs=1e-9)
+
+
+def test_the_epoch_is_chosen_on_selection_windows_and_scored_on_the_others():
+    """Default rule "alternate": early stopping never reads the report windows, so relabelling
+    them changes no epoch choice, only the scores; the scores are those of the report windows."""
+    from fembed_jax.data.splits import selection_masks
+    from fembed_jax.train.engine import DeviceData
+    from fembed_jax.train.fit import safe_auc
+
+    cfg = tiny_config(epochs=5, patience=10)
+    assert cfg.selection_windows == "alternate"
+    dataset = synthetic_dataset()
+    select, scored = selection_masks(dataset.labels["val"].size, "alternate")
+    assert select.any() and scored.any() and not (select & scored).any()
+    flipped = dict(dataset.labels, val=np.where(scored, 1 - dataset.labels["val"], dataset.labels["val"]))
+    runs = []
+    for labels in (dataset.labels, flipped):
+        data = DeviceData.from_dataset(type(dataset)(matrix=dataset.matrix, starts=dataset.starts, labels=labels))
+        runs.append(fit(cfg, data, [42, 43]))
+    a, b = runs
+    assert a.history == b.history  # training and selection saw the same windows
+    assert [m["best_epoch"] for m in a.per_seed] == [m["best_epoch"] for m in b.per_seed]
+    for k in range(2):
+        assert a.per_seed[k]["n_samples"] == int(scored.sum())
+        assert a.per_seed[k]["auc"] == pytest.approx(safe_auc(dataset.labels["val"][scored], a.val_probs[k][scored]))
+        assert a.per_seed[k]["auc"] != pytest.approx(b.per_seed[k]["auc"])
+        best_epoch = a.per_seed[k]["best_epoch"]
+        aucs = [h["val_auc"][k] for h in a.history]
+        assert aucs[best_epoch] == pytest.approx(safe_auc(dataset.labels["val"][select], a.val_probs[k][select]))
+    assert a.val_probs.shape[1] == dataset.labels["val"].size  # predictions keep every window
 
 
 def test_should_stop_interrupts_after_the_epoch(engine):

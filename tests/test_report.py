@@ -22,6 +22,8 @@ from fembed_jax import stats
 from fembed_jax.cli.main import main
 from fembed_jax.metrics import classification_metrics
 from fembed_jax.predictions import load_predictions, predictions_path, write_predictions
+from fembed_jax.data.splits import report_mask
+from fembed_jax.report.collect import scored_predictions
 from fembed_jax.registry import load_registry
 from fembed_jax.report import SECTIONS, collect, render, write_report
 from fembed_jax.report import fmt
@@ -131,7 +133,7 @@ def test_report_shows_the_numbers_of_the_runs(report, tiny_project):
     results = _results(tiny_project)
     top = _section(text, "Top Results")
     for exp_id in ("FE-01", "FE-02"):
-        pred = load_predictions(tiny_project / "outputs", exp_id)
+        pred = scored_predictions(load_predictions(tiny_project / "outputs", exp_id), results[exp_id]["record"])
         s = stats.experiment_stats(results[exp_id]["record"], pred)
         assert results[exp_id]["legacy"] is False
         assert fmt.pm(s["auc"]) in text and fmt.precision_spread(s["precision"]) in text
@@ -188,10 +190,11 @@ def test_key_findings_open_with_the_corrected_count_against_the_reference(report
     assert first.startswith("- **") and "of 2 experiments beat the reference (paired, corrected)**" in first
     assert "Holm over the 2 comparison(s)" in first
     assert "experiments beat a logistic regression on their tier's decision-day features" in findings
-    assert "Validation both selected each seed's epoch" in findings
+    assert "every number here is scored on the odd blocks, which nothing was selected on" in findings
     header = text.split("---")[0]
     # how many were scored on test depends on which tests ran before (test_evaluate scores FE-01)
-    assert "**Ranking windows**: the validation windows (" in header
+    assert "**Ranking windows**: the validation report windows (" in header
+    assert "Early stopping chose every seed's epoch on the even blocks" in header
     assert re.search(r"read for [0-9]+ experiment\(s\)", header)
     baselines = _section(text, "Baselines")
     assert "builtin:sp500 [a20]" in baselines
@@ -231,7 +234,7 @@ def test_results_table_csv_parquet_and_plots(report, tiny_project):
     row = parquet[(parquet.exp_id == "FE-02") & (parquet.source == "fembed")].iloc[0]
     assert row["auc_mean"] == pytest.approx(results["FE-02"]["auc_mean"])
     assert row["n_seeds"] == 2 and row["loss"] == "bce"
-    pred = load_predictions(tiny_project / "outputs", "FE-02")
+    pred = scored_predictions(load_predictions(tiny_project / "outputs", "FE-02"), results["FE-02"]["record"])
     mean = pred.probs.mean(axis=0)
     m = classification_metrics(mean, pred.labels)
     assert row["pr_auc"] == pytest.approx(m["pr_auc"]) and row["brier"] == pytest.approx(m["brier"])
@@ -276,13 +279,15 @@ DATES = np.datetime64("2015-04-28") + np.arange(LABELS.size)
 def _synthetic_run(store, outputs, exp_id, probs, labels=LABELS, record=None, **config):
     """A fembed-like result whose per-seed metrics come from ``probs`` (saved as its predictions)."""
     seeds = [42 + k for k in range(len(probs))]
-    per_seed = [dict(classification_metrics(p, labels), seed=s, diverged=False)
+    scored = report_mask("alternate", labels.size)  # as a run of today's protocol scores them
+    per_seed = [dict(classification_metrics(p[scored], labels[scored]), seed=s, diverged=False)
                 for s, p in zip(seeds, probs, strict=True)]
     cfg = {"exp_id": exp_id, "priority": "P1", "tier": "a100", "d_embed": None, "loss": "bce",
            "loss_params": {}, "embedding": "none", "d_model": 128, "n_layers": 4, "n_heads": 8, "d_ff": 512,
            "early_stop_metric": "val_auc", **config}
     store.record_result(exp_id, f"hash-{exp_id}", {"exp_id": exp_id, "val_metrics_per_seed": per_seed,
                                                    "seeds": seeds, "config": cfg, "selection": "best",
+                                                   "selection_windows": {"rule": "alternate"},
                                                    **(record or {})})
     write_predictions(predictions_path(outputs, exp_id), probs, labels, np.arange(labels.size), seeds, DATES)
 

@@ -17,6 +17,7 @@ from statsmodels.stats.proportion import proportion_confint
 from fembed_jax import stats
 from fembed_jax.report import baselines
 from fembed_jax.report.multiplicity import benjamini_hochberg, holm
+from fembed_jax.data.splits import report_mask
 from fembed_jax.predictions import (PredictionsError, align, load_predictions, predictions_path,
                                     save_predictions, write_predictions)
 
@@ -297,16 +298,18 @@ def _reference_data(rows=1200, context=10, seed=0):
 def test_volatility_reference_fits_on_train_decision_days_and_scores_val():
     feature, starts, labels, context = _reference_data()
     out = baselines.fit_and_score(feature, starts, labels, context, n_boot=200)
-    assert out["n_train"] == starts["train"].size and out["n_val"] == starts["val"].size
+    # scored on the report windows, the validation windows fembed's results are scored on
+    scored = report_mask("alternate", starts["val"].size)
+    assert out["n_train"] == starts["train"].size and out["n_val"] == scored.sum() < starts["val"].size
     # a monotone one-feature model ranks like the feature itself (independent of the fit)
-    val_rows = starts["val"] + context - 1
-    assert out["metrics"]["auc"] == pytest.approx(roc_auc_score(labels["val"], feature[val_rows]))
-    assert out["metrics"]["pr_auc"] == pytest.approx(average_precision_score(labels["val"], feature[val_rows]))
+    val_rows, val_labels = (starts["val"] + context - 1)[scored], labels["val"][scored]
+    assert out["metrics"]["auc"] == pytest.approx(roc_auc_score(val_labels, feature[val_rows]))
+    assert out["metrics"]["pr_auc"] == pytest.approx(average_precision_score(val_labels, feature[val_rows]))
     assert out["auc_ci"]["low"] <= out["metrics"]["auc"] <= out["auc_ci"]["high"]
     assert out["pr_auc_ci"]["low"] <= out["metrics"]["pr_auc"] <= out["pr_auc_ci"]["high"]
     assert out["train_base_rate"] == pytest.approx(labels["train"].mean())
-    assert out["metrics"]["brier_skill"] > 0 and out["metrics"]["k_top5pct"] == round(0.05 * starts["val"].size)
-    assert out["probs"].shape == (starts["val"].size,)
+    assert out["metrics"]["brier_skill"] > 0 and out["metrics"]["k_top5pct"] == round(0.05 * scored.sum())
+    assert out["probs"].shape == (scored.sum(),)
 
 
 def test_logistic_baseline_uses_train_only_and_matches_a_hand_built_fit():
@@ -316,7 +319,7 @@ def test_logistic_baseline_uses_train_only_and_matches_a_hand_built_fit():
     rng = np.random.default_rng(3)
     matrix = np.column_stack([feature, rng.normal(size=feature.size), rng.normal(size=feature.size)])
     out = baselines.fit_and_score(matrix, starts, labels, context, C=baselines.LOGISTIC_C, n_boot=20)
-    tr, va = starts["train"] + context - 1, starts["val"] + context - 1
+    tr, va = starts["train"] + context - 1, (starts["val"] + context - 1)[report_mask("alternate", starts["val"].size)]
     mu, sd = matrix[tr].mean(axis=0), matrix[tr].std(axis=0)
     model = LogisticRegression(C=baselines.LOGISTIC_C, max_iter=5000).fit((matrix[tr] - mu) / sd, labels["train"])
     np.testing.assert_allclose(out["probs"], model.predict_proba((matrix[va] - mu) / sd)[:, 1], atol=1e-6)

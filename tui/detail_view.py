@@ -144,7 +144,8 @@ class DetailView(VerticalScroll):
                     "-" if m.get("seed") is None else str(m["seed"]), fmt.number(m.get("precision")),
                     fmt.ratio(m.get("true_positives"), m.get("n_positive_preds")), ci,
                     fmt.number(m.get("recall")), fmt.number(m.get("auc")),
-                    "-" if m.get("best_epoch") is None else str(m["best_epoch"]), flags, key=str(i))
+                    # results.json counts epochs from 0 (-1: none); every view counts from 1, as the curves do
+                    "-" if (m.get("best_epoch") is None or m["best_epoch"] < 0) else str(m["best_epoch"] + 1), flags, key=str(i))
             return
         heading.update("Per-seed progress (latest epoch)" if epoch_rows else "Per-seed metrics: none yet")
         by_seed: dict[int, list[Mapping]] = {}

@@ -1,7 +1,8 @@
 """What a fembed result has to beat, scored on the same validation windows: the one-feature
 volatility reference (logistic regression on ATR14/Close) and a logistic regression on all of
-a tier's features at the decision day. Both are fitted on the train windows only and never
-selected on validation, so unlike fembed's runs they carry no selection optimism.
+a tier's features at the decision day. Both are fitted on the train windows only and scored on
+the report windows of fembed's ranking protocol (DEFAULT_SELECTION_RULE: the validation windows
+no run's early stopping read), the windows fembed's results are scored on.
 
 Errors (no data, a file that cannot be read) are returned in ``Reference.error``, not raised:
 a report without a baseline is still useful.
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from fembed_jax import metrics, stats
+from fembed_jax.config import DEFAULT_SELECTION_RULE
+from fembed_jax.data.splits import report_mask
 from fembed_jax.predictions import Predictions
 from fembed_jax.report.data_identity import data_key
 
@@ -67,7 +70,8 @@ def fit_and_score(x, starts: Mapping[str, np.ndarray], labels: Mapping[str, np.n
                   context_length: int, *, C: float = 1.0, n_boot: int = stats.DEFAULT_BOOTSTRAP,
                   seed: int = 0, block_length: int = 1, level: float = 0.95) -> dict:
     """Logistic regression on the rows of ``x`` (one row per matrix row, one column per feature)
-    at each window's decision day, starts[s][k] + context_length - 1: fit on train, score val.
+    at each window's decision day, starts[s][k] + context_length - 1: fit on train, score the
+    val report windows.
 
     Features are standardised on train (scikit-learn's L2 penalty would otherwise shrink a
     feature of scale 0.01 to nothing); a non-finite cell takes its train column's median.
@@ -88,6 +92,8 @@ def fit_and_score(x, starts: Mapping[str, np.ndarray], labels: Mapping[str, np.n
 
     x_train, y_train = split("train")
     x_val, y_val = split("val")
+    scored = report_mask(DEFAULT_SELECTION_RULE, y_val.size)
+    x_val, y_val = x_val[scored], y_val[scored]
     usable = np.any(np.isfinite(x_train), axis=0)
     if not usable.any() or len(np.unique(y_train)) < 2:
         raise ValueError("the train split needs finite features and both classes")
@@ -117,10 +123,12 @@ def _load(data_config: Any, tier: str):
 
 def _reference(dataset, result: dict, name: str, kind: str, tier: str) -> Reference:
     probs = result.pop("probs")
-    pred = Predictions(probs=np.asarray(probs, np.float32)[None, :],
-                       labels=np.asarray(dataset.labels["val"], np.float32),
-                       starts=np.asarray(dataset.starts["val"]), seeds=np.zeros(1, np.int64),
-                       dates=dataset.decision_dates("val"))
+    labels = np.asarray(dataset.labels["val"], np.float32)
+    scored = report_mask(DEFAULT_SELECTION_RULE, labels.size)
+    dates = dataset.decision_dates("val")
+    pred = Predictions(probs=np.asarray(probs, np.float32)[None, :], labels=labels[scored],
+                       starts=np.asarray(dataset.starts["val"])[scored], seeds=np.zeros(1, np.int64),
+                       dates=None if dates is None else np.asarray(dates)[scored])
     val = dataset.split_info()["val"]
     source = (f"{dataset.source_id.split('|')[0]} [{tier}], val decision days "
               f"{val['first_decision']} to {val['last_decision']}")

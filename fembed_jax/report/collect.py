@@ -10,6 +10,11 @@ Like with like: a fembed result is ranked and counted as done only when it ran o
 data (the data the reference is computed on, else the data most results used) and with the
 registry's epochs and seeds. Quick runs (`fembed run --epochs/--seeds`) join with
 ``include_quick``; results on other data never do. Legacy records are never ranked.
+
+Every val number is scored on a result's report windows (the validation windows its early
+stopping never read: fembed_jax.data.splits). A result of another selection protocol (the
+original's, which selects and scores on every window) is flagged "other protocol" and never
+ranked beside them: its numbers carry the selection's optimism and cover other windows.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from fembed_jax import results_io, stats
+from fembed_jax.config import DEFAULT_SELECTION_RULE
+from fembed_jax.data.splits import report_mask
 from fembed_jax.predictions import (Predictions, PredictionsDamagedError, PredictionsError,
                                     load_predictions)
 from fembed_jax.report.baselines import Reference
@@ -61,11 +68,16 @@ class Entry:
         return any(f.startswith("other data") for f in self.flags)
 
     @property
+    def other_protocol(self) -> bool:
+        return any(f.startswith("other protocol") for f in self.flags)
+
+    @property
     def label(self) -> str:
         if self.legacy:
             return f"{self.exp_id} (legacy)"
         return (self.exp_id + (" †" if self.current is False else "") + (" [quick]" if self.quick else "")
-                + (" [other data]" if self.other_data else ""))
+                + (" [other data]" if self.other_data else "")
+                + (" [other protocol]" if self.other_protocol else ""))
 
     @property
     def priority(self) -> str | None:
@@ -133,7 +145,8 @@ class ReportData:
         return [e for e in self.entries if e.legacy]
 
     def like_with_like(self, entry: Entry) -> bool:
-        return not entry.legacy and not entry.other_data and (self.include_quick or not entry.quick)
+        return (not entry.legacy and not entry.other_data and not entry.other_protocol
+                and (self.include_quick or not entry.quick))
 
     @property
     def comparable(self) -> list[Entry]:
@@ -194,8 +207,27 @@ def _config_of(record: dict[str, Any], registry: Any) -> dict[str, Any]:
     return config
 
 
+def selection_rule(record: dict[str, Any]) -> str:
+    """The record's selection protocol; a record from before the field selected on every window."""
+    return (record.get("selection_windows") or {}).get("rule") or "all"
+
+
+def protocol_flag(record: dict[str, Any]) -> str | None:
+    """"other protocol: ..." for a result not selected under the report's protocol."""
+    rule = selection_rule(record)
+    if rule == DEFAULT_SELECTION_RULE:
+        return None
+    return (f"other protocol: selection_windows = {rule!r} (the epoch was chosen on the windows "
+            f"it is scored on)" if rule == "all" else f"other protocol: selection_windows = {rule!r}")
+
+
+def scored_predictions(pred: Predictions, record: dict[str, Any]) -> Predictions:
+    """``pred`` (every validation window, as saved) on the windows the record is scored on."""
+    return pred.windows(report_mask(selection_rule(record), pred.n_windows))
+
+
 def check_predictions(pred: Predictions, record: dict[str, Any]) -> str | None:
-    """Why ``pred`` does not belong to ``record`` (None when it does)."""
+    """Why ``pred`` (on the record's scored windows) does not belong to ``record`` (None when it does)."""
     seeds = record.get("seeds")
     if isinstance(seeds, list) and [int(s) for s in seeds if s is not None] != [int(s) for s in pred.seeds]:
         return f"seeds {list(map(int, pred.seeds))} differ from results.json's {seeds}"
@@ -255,6 +287,7 @@ def _load_checked(outputs_dir: Path, exp_id: str, record: dict[str, Any],
         warnings.append(str(exc))
         return None
     if pred is not None:
+        pred = scored_predictions(pred, record)
         problem = check_predictions(pred, record)
         if problem:
             warnings.append(f"{exp_id}: val_predictions.npz not used ({problem}; a stale file?)")
@@ -315,6 +348,9 @@ def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stat
         quick = quick_reason(entry.record, registry)
         key = record_data_key(entry.record)
         entry.flags = [quick] if quick else []
+        protocol = protocol_flag(entry.record)
+        if protocol:
+            entry.flags.append(protocol)
         if primary is not None and key is not None and key != primary:
             entry.flags.append(f"other data: {describe_data(key)}")
     legacy = [Entry(exp_id, "legacy", record, stats.experiment_stats(record, **kw),

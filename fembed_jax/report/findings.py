@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from fembed_jax.data.splits import SELECTION_BLOCK
 from fembed_jax.report.collect import ReportData
 from fembed_jax.report.judge import ALPHA, Comparison
 
@@ -49,14 +50,15 @@ def selection(data: ReportData) -> str:
     gaps = [data.judged.selection_gap.get(e.exp_id) for e in data.comparable]
     gap = _median(gaps)
     known = sum(1 for g in gaps if g is not None)
-    text = ("Validation both selected each seed's epoch (early stopping on val AUC, or val loss for four "
-            "losses) and scores it, so every fembed number here is optimistic; the baselines are fitted on "
-            "train and not selected on validation, so each Δ against them leans towards fembed.")
+    text = ("Each seed's epoch was chosen (early stopping on val AUC, or val loss for four losses) on the "
+            f"selection windows, the even blocks of {SELECTION_BLOCK} validation windows; every number here "
+            "is scored on the odd blocks, which nothing was selected on, so neither fembed's results nor the "
+            "baselines (fitted on train) carry the selection's optimism. What remains is the winner's curse "
+            "of ranking many results on the same windows.")
     if gap is not None:
-        text += (f" The selected epoch's val AUC stands a median {gap:+.3f} above the mean of the second half "
-                 f"of training ({known} result(s), epoch history). That sizes the bias only roughly: part "
-                 "of the gap is real improvement, and choosing the best of a noisy curve can flatter by "
-                 "more than the gap shows.")
+        text += (f" For scale: on the selection windows the chosen epoch's val AUC stands a median {gap:+.3f} "
+                 f"above the mean of the second half of training ({known} result(s), epoch history), the "
+                 "optimism this protocol keeps out of the scores.")
     else:
         text += " No result has enough epoch history to size the bias."
     return text

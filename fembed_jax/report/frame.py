@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from fembed_jax.metrics import ALERT_RATES
-from fembed_jax.report.collect import Entry, ReportData
+from fembed_jax.report.collect import Entry, ReportData, selection_rule
 from fembed_jax.report.judge import Comparison
 from fembed_jax.report.ranking import entry_skill
 
@@ -33,8 +33,8 @@ def versus_columns(name: str) -> tuple[str, ...]:
 
 COLUMNS = (
     "exp_id", "source", "legacy", "current", "priority", "tier", "d_embed", "d_model", "n_layers", "n_heads",
-    "d_ff", "loss", "loss_params", "embedding", "early_stop_metric", "selection", "state", "like_with_like",
-    "quick", "other_data", "flags", "data_source", "ranked", "rank", "n_seeds", "n_diverged", "epochs",
+    "d_ff", "loss", "loss_params", "embedding", "early_stop_metric", "selection", "selection_windows", "state",
+    "like_with_like", "quick", "other_data", "other_protocol", "flags", "data_source", "ranked", "rank", "n_seeds", "n_diverged", "epochs",
     "seconds", "timestamp", "config_hash", "run_hash",
     "auc_mean", "auc_std", "pr_auc_mean", "pr_auc_std", "precision_mean", "precision_std",
     "precision_n_defined", "recall_mean", "recall_std", "tp_mean", "pred_pos_mean", "tp_pooled",
@@ -49,7 +49,7 @@ _INT_COLUMNS = ("d_embed", "d_model", "n_layers", "n_heads", "d_ff", "epochs", "
                 "precision_n_defined", "tp_pooled", "pred_pos_pooled", "collapsed_seeds", "ensemble_seeds",
                 "ensemble_tp", "ensemble_pred_pos", *(c for c in _RATE_COLUMNS if c.split("_")[0] in
                                                       ("tp", "k", "episodes")))
-_BOOL_COLUMNS = ("legacy", "current", "like_with_like", "quick", "other_data", "ranked")
+_BOOL_COLUMNS = ("legacy", "current", "like_with_like", "quick", "other_data", "other_protocol", "ranked")
 
 
 def _versus(row: Comparison | None, name: str) -> dict[str, Any]:
@@ -70,8 +70,9 @@ def _row(e: Entry, data: ReportData, rank: dict[int, int], access: dict[str, lis
                                                                          "n_heads", "d_ff", "loss")},
         "loss_params": json.dumps(c.get("loss_params") or {}, sort_keys=True), "embedding": c.get("embedding"),
         "early_stop_metric": c.get("early_stop_metric"), "selection": e.record.get("selection"),
+        "selection_windows": None if e.legacy else selection_rule(e.record),
         "state": None if e.legacy else data.state_of(e.exp_id), "like_with_like": data.like_with_like(e),
-        "quick": e.quick, "other_data": e.other_data, "flags": "; ".join(e.flags) or None,
+        "quick": e.quick, "other_data": e.other_data, "other_protocol": e.other_protocol, "flags": "; ".join(e.flags) or None,
         "data_source": source_id.split("|")[0] if source_id else ("original (legacy)" if e.legacy else None),
         "ranked": id(e) in rank, "rank": rank.get(id(e)), "n_seeds": s["n_seeds"], "n_diverged": s["n_diverged"],
         "epochs": (e.record.get("summary") or {}).get("epochs"),

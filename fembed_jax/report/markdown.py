@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fembed_jax.data.splits import SELECTION_BLOCK
 from fembed_jax.report import findings, fmt, ranking, tables
 from fembed_jax.report.baselines import LOGISTIC_C
 from fembed_jax.report.collect import ReportData
@@ -45,12 +46,13 @@ def _table(table: Table | None, empty: str) -> str:
 
 
 def _windows(data: ReportData) -> str:
-    """What the ranking is scored on: the report's validation windows."""
+    """What the ranking is scored on: the report windows of validation."""
     n = next((e.predictions.n_windows for e in data.ranked()), None)
     if n is None and data.reference is not None and data.reference.result is not None:
         n = data.reference.result["n_val"]
     where = describe_data(data.primary_data) if data.primary_data else "the validation split"
-    return f"the validation windows ({n} windows; {where})" if n else f"the validation windows ({where})"
+    return (f"the validation report windows ({n} windows; {where})" if n
+            else f"the validation report windows ({where})")
 
 
 def _header(data: ReportData, add) -> None:
@@ -72,10 +74,12 @@ def _header(data: ReportData, add) -> None:
         f"{' (ranked: --include-quick)' if data.include_quick else ''}, {other} on other data; "
         f"{len(data.legacy)} legacy record(s), kept apart and never ranked.  ")
     access = data.test_access()
-    add(f"**Ranking windows**: {_windows(data)}. Validation also chose every seed's epoch (early stopping), "
-        "so the fembed numbers are optimistic (Key Findings); the baselines are fitted on train only. The "
-        f"held-out test split is never ranked; it was read for {len(access)} experiment(s) "
-        "(Held-out Test Results).\n")
+    add(f"**Ranking windows**: {_windows(data)}: the report windows, the odd blocks of {SELECTION_BLOCK} "
+        "consecutive validation windows. Early stopping chose every seed's epoch on the even blocks "
+        "(selection windows) and never read these, so no number here is scored on windows it was selected "
+        "on; the baselines are fitted on train and scored on the same report windows. Results selected "
+        "under another protocol are not ranked (Not Ranked). The held-out test split is never ranked; it "
+        f"was read for {len(access)} experiment(s) (Held-out Test Results).\n")
     add(DEFINITIONS + "\n")
     if data.warnings:
         add("> **Warnings**  ")
@@ -115,7 +119,8 @@ def render(data: ReportData, *, top: int = 15, plots: dict[str, str] | None = No
         f"mean probability over seeds) on {_windows(data)}. Intervals: bootstrap over the windows "
         f"({data.n_boot} resamples, block length {data.block_length}, seed {data.seed}). Δ vs reference and vs "
         f"logistic: ensemble minus baseline in AUC, seed × window bootstrap, Holm over all comparable results. "
-        f"Selection gap: the selected epoch's val AUC minus the mean of the second half of training. The "
+        f"Selection gap: on the selection windows, the chosen epoch's val AUC minus the mean of the second "
+        f"half of training (the optimism the report windows keep out). The "
         f"baseline rows are scored at the same operating points and are not ranked.\n")
     if any(e.current is False for e in data.fembed):
         add("† = the result of an earlier config of that experiment (the registry changed since it ran).\n")
@@ -127,7 +132,7 @@ def render(data: ReportData, *, top: int = 15, plots: dict[str, str] | None = No
     add("\n## Not Ranked\n")
     add("fembed results left out of the ranking, the verdicts and the done counts, and why. Quick runs (fewer "
         "epochs or seeds than the registry) join with `fembed report --include-quick`; results on other data "
-        "never do.\n")
+        "or selected under another protocol (`selection_windows`) never do.\n")
     add(_table(ranking.not_ranked(data), "every fembed result is ranked"))
     add("\n---\n")
 

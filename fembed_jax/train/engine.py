@@ -118,6 +118,7 @@ class Engine:
             self.mesh = jax.sharding.Mesh(np.array(devices), (MEMBER_AXIS,),
                                           axis_types=(jax.sharding.AxisType.Auto,))
         self.data = self._replicated(data)
+        self._subsets: dict[tuple, tuple] = {}  # (split, window mask) -> its starts and labels
         self.n_batches = math.ceil(self.data.size("train") / cfg.batch_size)
         # None: sized from the measured step time (CHUNK_SECONDS); a number fixes it (tests).
         self.steps_per_chunk = steps_per_chunk
@@ -307,13 +308,24 @@ class Engine:
         self.step_seconds = seconds / steps
 
     def evaluate(self, params, split: str = "val", hparams: dict | None = None,
-                 poll: Callable[[], None] | None = None):
-        """(M, n) probabilities and (M,) mean batch loss on a split; `poll` as in train_epoch."""
+                 poll: Callable[[], None] | None = None, windows: np.ndarray | None = None):
+        """(M, n) probabilities and (M,) mean batch loss on a split, or on the split's windows
+        where the boolean mask `windows` is true (batches are cut from those alone); `poll` as
+        in train_epoch."""
         n = jax.tree.leaves(params)[0].shape[0]
         hparams = hparams if hparams is not None else self.member_hparams(None, n)
-        probs, loss = _call(self._eval, (params, hparams, self.data.matrix, self.data.starts[split],
-                                         self.data.labels[split]), poll)
+        starts, labels = self._windows(split, windows)
+        probs, loss = _call(self._eval, (params, hparams, self.data.matrix, starts, labels), poll)
         return np.asarray(probs), np.asarray(loss)
+
+    def _windows(self, split: str, windows: np.ndarray | None):
+        if windows is None:
+            return self.data.starts[split], self.data.labels[split]
+        key = (split, np.asarray(windows, bool).tobytes())
+        if key not in self._subsets:
+            index = np.flatnonzero(windows)
+            self._subsets[key] = (self.data.starts[split][index], self.data.labels[split][index])
+        return self._subsets[key]
 
 
 # Computations started by _call that may still run: [dispatching thread, output leaves].

@@ -44,7 +44,12 @@ def restore_selected(cfg: ExperimentConfig, engine, run_hash: str, seeds: list[i
 
 
 def validation_mismatch(record: dict, probs: np.ndarray, labels: np.ndarray) -> str | None:
-    """Why re-scored validation probabilities do not reproduce `record` (None: they do)."""
+    """Why re-scored validation probabilities (every window) do not reproduce `record` (None:
+    they do); the record's val metrics are scored on its report windows."""
+    from fembed_jax.data.splits import report_mask
+
+    scored = report_mask((record.get("selection_windows") or {}).get("rule"), labels.size)
+    probs, labels = probs[:, scored], labels[scored]
     from fembed_jax import stats
 
     for k, m in enumerate(record.get("val_metrics_per_seed") or []):

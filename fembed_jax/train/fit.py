@@ -30,6 +30,7 @@ import numpy as np
 
 from fembed_jax import faults, metrics
 from fembed_jax.config import ExperimentConfig
+from fembed_jax.data.splits import selection_masks
 from fembed_jax.train.early_stopping import StopState
 from fembed_jax.train.engine import (DeviceData, Engine, StopWaiting, loss_hparams_of, seed_keys,
                                      select_members)
@@ -118,11 +119,11 @@ class FitResult:
     seeds: list[int]
     stop: StopState
     epochs_run: list[int]  # per seed: epochs it trained
-    per_seed: list[dict]  # classification metrics on the selected weights, val split
+    per_seed: list[dict]  # classification metrics on the selected weights, val report windows
     aggregate: dict
-    last: list[dict]  # per seed: last epoch's train_loss / val_loss / val_auc
-    history: list[dict]  # per epoch: train_loss, val_loss, val_auc lists
-    val_probs: np.ndarray  # (K, n_val) on the selected weights
+    last: list[dict]  # per seed: last epoch's train_loss / val_loss / val_auc (selection windows)
+    history: list[dict]  # per epoch: train_loss, val_loss, val_auc lists (selection windows)
+    val_probs: np.ndarray  # (K, n_val) on the selected weights, every validation window
     test_metrics: list[dict] | None
     seconds: float
     resumed_from: int | None
@@ -261,6 +262,11 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     live = list(tracks)
 
     val_labels = np.asarray(data.labels["val"])
+    # Early stopping reads the selection windows, the result is scored on the report windows
+    # (data/splits.py; one rule per program, structure_key keeps it apart).
+    select, scored = selection_masks(val_labels.size, members[0].cfg.selection_windows)
+    select_labels = val_labels[select]
+    select_windows = None if select.all() else select
     paced = False
     while True:
         leaving = [t for t in live if t.finished]
@@ -292,7 +298,8 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
             paced = True
             on_pace(engine, n)
         try:
-            probs, val_loss = engine.evaluate(params, "val", hparams, poll=stopper.poll)
+            probs, val_loss = engine.evaluate(params, "val", hparams, poll=stopper.poll,
+                                              windows=select_windows)
         except StopWaiting:  # the epoch is trained, not evaluated: that is its position
             between(np.full(n, engine.n_batches), params, opt_state, losses)
             raise
@@ -304,7 +311,7 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
             if not trained.any():
                 continue
             cfg, epoch = t.member.cfg, t.next_epoch
-            aucs = [safe_auc(val_labels, probs[k]) for k in range(t.lo, t.hi)]
+            aucs = [safe_auc(select_labels, probs[k]) for k in range(t.lo, t.hi)]
             tl, vl = train_loss[t.lo:t.hi], val_loss[t.lo:t.hi]
             up = t.stop.update(epoch, cfg.early_stop_metric, aucs, vl, tl, cfg.patience, cfg.min_delta)
             improved[t.lo:t.hi] = up & trained
@@ -357,7 +364,7 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     except StopWaiting:  # every epoch is checkpointed: a rerun only evaluates
         raise Interrupted({t.member.cfg.exp_id: (t.next_epoch - 1, None) for t in tracks},
                           engine.n_batches) from None
-    return [_result(t, val_probs, val_labels, test) for t in tracks]
+    return [_result(t, val_probs[:, scored], val_labels[scored], test, val_probs) for t in tracks]
 
 
 def _between(tracks, live, active, engine, stopper, best, keys, steps, params, opt_state,
@@ -498,7 +505,9 @@ def _selected(tracks, params, best, n, engine):
     return engine.shard(whole)
 
 
-def _result(t: _Track, val_probs, val_labels, test) -> FitResult:
+def _result(t: _Track, val_probs, val_labels, test, all_val_probs) -> FitResult:
+    """`val_probs`/`val_labels`: the report windows the metrics are scored on; `all_val_probs`:
+    every validation window (what the predictions file keeps)."""
     seeds, k_all = t.member.seeds, range(*t.home)
     per_seed = []
     for i, k in enumerate(k_all):
@@ -519,5 +528,5 @@ def _result(t: _Track, val_probs, val_labels, test) -> FitResult:
     healthy = [m for m in per_seed if not m["diverged"]] or per_seed  # a diverged seed says nothing
     return FitResult(seeds=list(seeds), stop=t.stop, epochs_run=epochs_run, per_seed=per_seed,
                      aggregate=metrics.aggregate_seeds(healthy), last=last, history=t.history,
-                     val_probs=val_probs[t.home[0]:t.home[1]], test_metrics=test_metrics,
+                     val_probs=all_val_probs[t.home[0]:t.home[1]], test_metrics=test_metrics,
                      seconds=time.monotonic() - t.started, resumed_from=t.resumed_from)

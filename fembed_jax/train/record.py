@@ -3,6 +3,9 @@
 The original's field names keep their meaning so old analysis scripts still work:
 `val_metrics.precision` etc. hold the mean over seeds (the single-seed original had one value);
 per-seed values, spreads, Wilson intervals, seeds, best epochs, config hash and versions are added.
+With `selection_windows = "alternate"` the val metrics are scored on the report windows, which
+early stopping never read; the history (and `training`) on the selection windows it read
+(`selection_windows` says which and how many).
 Precision with no predicted positive is null (undefined), and its means cover the seeds where it
 is defined (`val_metrics_aggregate.precision.n` of `n_seeds`). Every per-seed record (val and
 test) also carries the Brier and log-loss skill against the train split's base rate.
@@ -17,6 +20,7 @@ from typing import Any
 
 from fembed_jax import __version__, metrics
 from fembed_jax.config import ExperimentConfig
+from fembed_jax.data.splits import SELECTION_BLOCK, selection_masks
 from fembed_jax.train.fit import FitResult
 
 RECORD_SCHEMA_VERSION = 1  # of the results.json record (the run store has its own: store.SCHEMA_VERSION)
@@ -127,6 +131,7 @@ def build_record(cfg: ExperimentConfig, fit: FitResult, *, params: int, splits: 
         "test_metrics_per_seed": test_per_seed,
         "seeds": fit.seeds,
         "selection": cfg.selection,
+        "selection_windows": selection_windows(cfg, splits.get("val", 0)),
         "best_epoch": [int(b) for b in fit.stop.best_epoch],
         "diverged_seeds": [s for s, m in zip(fit.seeds, per_seed) if m["diverged"]],
         "history": fit.history,
@@ -138,6 +143,14 @@ def build_record(cfg: ExperimentConfig, fit: FitResult, *, params: int, splits: 
         "versions": versions(),
         "timestamp": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
+
+
+def selection_windows(cfg: ExperimentConfig, n_val: int) -> dict[str, Any]:
+    """Which validation windows chose the epoch and which the val metrics are scored on."""
+    select, report = selection_masks(n_val, cfg.selection_windows)
+    return {"rule": cfg.selection_windows, "block": SELECTION_BLOCK if cfg.selection_windows != "all" else None,
+            "n_selection": int(select.sum()), "n_report": int(report.sum()),
+            "history_on": "selection windows", "val_metrics_on": "report windows"}
 
 
 def _stat(agg: dict, metric: str, key: str) -> float | None:
