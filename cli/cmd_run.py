@@ -128,13 +128,16 @@ def run(args: argparse.Namespace) -> int:
             plan = make_plan(configs, options, store)
     else:
         plan = make_plan(configs, options)
-    for line in check_data(plan, options):
+    checked = check_data(plan, options)
+    for line in checked.notes:
         note(args, f"[yellow]note:[/] {escape(line)}")
     if args.json and not args.dry_run:
         raise UsageError("--json prints the plan of a --dry-run; add --dry-run")
     if args.dry_run:
         _print_plan(plan, args.force, *_estimates(plan, options, args, measure=not args.no_measure),
-                    as_json=args.json)
+                    as_json=args.json, splits=checked.splits)
+        if not args.json:
+            _print_splits(checked.splits, options.evaluate_test)
         return 0
     _refuse_replacing(plan, force=args.force)
 
@@ -165,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     todo = sum(item.status != "done" for item in plan)
     console.print(f"fembed run: {len(plan)} experiment(s), {todo} to train, "
                   f"{len(plan) - todo} done already; device {device}; outputs {outputs}")
+    _print_splits(checked.splits, options.evaluate_test)
     if args.backend != "ray" and todo:
         estimates, groups = _estimates(plan, options, args, measure=False)
         if estimates:
@@ -286,7 +290,28 @@ def _total_line(estimates, groups) -> str:
     return line
 
 
-def _print_plan(plan, force: bool, estimates=None, groups=None, *, as_json: bool = False) -> None:
+def _print_splits(layouts: list[dict], evaluate_test: bool) -> None:
+    """One line per split layout the run trains on: where each split's decisions fall, and how
+    the validation windows divide between early stopping and the reported metrics."""
+    for layout in layouts:
+        train, val, test = layout["train"], layout["val"], layout["test"]
+        counts = f"{train['windows_min']:,}" + (
+            f"–{train['windows_max']:,}" if train["windows_max"] != train["windows_min"] else "")
+        if val["rule"] == "all":
+            use = "early stopping and metrics on all"
+        else:
+            use = f"early stopping on {val['selection']:,}, metrics on the other {val['report']:,}"
+        held = "scored with --eval-test" if evaluate_test else "held out"
+        console.print(
+            f"splits ({escape(layout['source'])}; {', '.join(layout['tiers'])}): "
+            f"train {train['first_decision']}..{train['last_decision']} ({counts} windows) · "
+            f"val {val['first_decision']}..{val['last_decision']} ({val['windows']:,} windows: {use}) · "
+            f"test {test['first_decision']}..{test['last_decision']} ({test['windows']:,} windows, {held})",
+            highlight=False)
+
+
+def _print_plan(plan, force: bool, estimates=None, groups=None, *, as_json: bool = False,
+                splits=None) -> None:
     from fembed_jax.catalog import param_counts
     from fembed_jax.estimate import totals
     from fembed_jax.train.plan import describe_result
@@ -304,7 +329,7 @@ def _print_plan(plan, force: bool, estimates=None, groups=None, *, as_json: bool
             rows.append({"exp_id": item.exp_id, "status": item.status, "group": group_of.get(item.exp_id),
                          "estimate": None if est is None else {**est.to_json(), **{k: getattr(est, k) for k in keys}}})
         total = totals(estimates.values(), groups, estimates)
-        print(json.dumps({"experiments": rows, "total": total}, indent=1))
+        print(json.dumps({"experiments": rows, "total": total, "splits": splits or []}, indent=1))
         return
     counts = param_counts([item.cfg for item in plan])
     table = Table(title=f"plan: {len(plan)} experiment(s)", title_justify="left", header_style="bold")

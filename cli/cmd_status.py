@@ -37,6 +37,7 @@ def register(subparsers) -> None:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
+    from fembed_jax.estimate import queue_eta
     from fembed_jax.liveness import shown_state
     from fembed_jax.store import DB_FILENAME, RunStore
 
@@ -59,13 +60,17 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     for row in rows:
         row["shown_state"], row["liveness"] = shown_state(row, now)
-    queue_eta, no_eta = _etas(rows, last_epoch_at, now)
+        row["epochs_max"] = _epochs_of(row)
+    left = queue_eta(rows, last_epoch_at=last_epoch_at, now=now)
+    for row in rows:
+        row["eta_seconds"] = left.per_row.get(row["exp_id"])
+    queue_eta_s, no_eta = left.seconds, left.unknown
     counts = {state: sum(row["shown_state"] == state for row in rows) for state in STATE_STYLE}
     counts = {state: n for state, n in counts.items() if n}
     recent = sorted(results, key=lambda r: r.get("finished_at") or 0, reverse=True)[: args.results]
     if args.json:
         print(json.dumps({
-            "store": str(path), "exists": True, "queue": counts, "eta_seconds": queue_eta,
+            "store": str(path), "exists": True, "queue": counts, "eta_seconds": queue_eta_s,
             "eta_unknown": no_eta,
             "experiments": [_experiment_json(row, now) for row in rows],
             "results": [{k: r.get(k) for k in RESULT_FIELDS} for r in recent],
@@ -73,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     eta = ""
-    if queue_eta is not None or no_eta:
-        eta = f"; ETA {fmt.duration(queue_eta) if queue_eta is not None else '?'}" + (
+    if queue_eta_s is not None or no_eta:
+        eta = f"; ETA {fmt.duration(queue_eta_s) if queue_eta_s is not None else '?'}" + (
             f" ({no_eta} without an estimate: see fembed run --dry-run)" if no_eta else "")
     console.print("queue: " + (", ".join(f"{n} {state}" for state, n in counts.items()) or "empty") + eta,
                   highlight=False)
@@ -87,9 +92,10 @@ def run(args: argparse.Namespace) -> int:
             beat = r.get("heartbeat_at")
             state = r["shown_state"]
             table.add_row(r["exp_id"], f"[{STATE_STYLE[state]}]{state}[/]", str(r.get("attempts") or 0),
-                          str(r.get("epochs_run") or 0),
+                          f"{r.get('epochs_run') or 0}/{r['epochs_max'] or '?'}",
                           "-" if state == "failed" or r.get("eta_seconds") is None else fmt.duration(r["eta_seconds"]),
-                          escape(r["liveness"] if state != "failed" else r.get("error") or ""),
+                          escape(r.get("error") or "" if state == "failed" else r["liveness"]
+                                 + ("; the next run resumes it" if state == "interrupted" else "")),
                           f"{now - beat:.0f}s ago" if beat else "-")
         console.print(table)
     if recent:
@@ -113,33 +119,21 @@ def _experiment_json(row: dict, now: float) -> dict:
     beat = row.get("heartbeat_at")
     return {"id": row["exp_id"], "state": row["shown_state"], "stored_state": row["state"],
             "attempts": row.get("attempts") or 0, "epochs_run": row.get("epochs_run") or 0,
+            "epochs": row["epochs_max"],
+            # where the next run resumes an interrupted one (None: not interrupted)
+            "interrupted_at_epoch": (row.get("epochs_run") or 0) if row["shown_state"] == "interrupted" else None,
             "runner": row.get("claimed_by"), "liveness": row["liveness"] or None,
             "heartbeat_age_s": None if beat is None else round(now - beat, 1),
             "error": row.get("error"), "run_hash": row.get("config_hash"),
             "eta_seconds": row.get("eta_seconds")}
 
 
-def _etas(rows: list[dict], last_epoch_at: dict, now: float) -> tuple[float | None, int]:
-    """Each row's eta_seconds (fembed_jax.estimate, the estimate its run remembered) and the
-    queue's: pending, running and interrupted experiments, one after the other."""
-    from fembed_jax.estimate import eta_seconds, load_cache
-
-    cache = load_cache()
-    total, unknown = 0.0, 0
-    for row in rows:
-        state = row["shown_state"]
-        if state not in ("pending", "running", "stalled", "interrupted"):
-            row["eta_seconds"] = None
-            continue
-        # An interrupted or stalled one resumes from its last epoch: no time into an epoch counts.
-        eta = eta_seconds({**row, "state": "running" if state == "running" else "pending"},
-                          last_epoch_at=last_epoch_at.get(row["exp_id"]), now=now, cache=cache)
-        row["eta_seconds"] = None if eta is None else round(eta, 1)
-        if eta is None:
-            unknown += 1
-        else:
-            total += eta
-    return (round(total, 1) if total or not unknown else None), unknown
+def _epochs_of(row: dict) -> int | None:
+    """The epochs the queued config trains for (its config_json), None if unreadable."""
+    try:
+        return int(json.loads(row.get("config_json") or "{}")["epochs"])
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _pm(mean, std) -> str:

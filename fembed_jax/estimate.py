@@ -730,19 +730,33 @@ def _epochs_of(row: Mapping[str, Any]) -> int:
         return 0
 
 
-def queue_eta_seconds(rows: Iterable[Mapping[str, Any]], *, last_epoch_at: Mapping[str, float] | None = None,
-                      now: float | None = None) -> tuple[float | None, int]:
-    """The queue's time left (pending + running rows, one after the other: their shares of a
-    shared program add up to its wall time) and how many rows have no estimate (not counted)."""
-    cache = load_cache()
+@dataclasses.dataclass(frozen=True)
+class QueueEta:
+    seconds: float | None  # the queue's time left; None when no row of it has an estimate
+    unknown: int  # rows left without an estimate (not counted in seconds)
+    per_row: dict[str, float | None]  # exp_id -> its time left (rows not left: absent)
+
+
+# The states whose work is left; a stalled or interrupted experiment resumes from its last
+# epoch, so it is timed as pending: no time already spent inside an epoch counts.
+_LEFT = {"running": "running", "pending": "pending", "stalled": "pending", "interrupted": "pending"}
+
+
+def queue_eta(rows: Iterable[Mapping[str, Any]], *, last_epoch_at: Mapping[str, float] | None = None,
+              now: float | None = None, cache: dict | None = None) -> QueueEta:
+    """The queue's time left: its rows left, one after the other (a shared program's members'
+    shares add up to its wall time). Rows are `RunStore.experiments()` rows; a row's
+    "shown_state" (fembed_jax.liveness.shown_state) wins over its stored state."""
+    cache = cache if cache is not None else load_cache()
     last_epoch_at = last_epoch_at or {}
-    total, unknown = 0.0, 0
+    per_row: dict[str, float | None] = {}
     for row in rows:
-        if row.get("state") not in ("pending", "running"):
+        state = _LEFT.get(row.get("shown_state") or row.get("state"))
+        if state is None:
             continue
-        eta = eta_seconds(row, last_epoch_at=last_epoch_at.get(row["exp_id"]), now=now, cache=cache)
-        if eta is None:
-            unknown += 1
-        else:
-            total += eta
-    return (total if unknown == 0 or total > 0 else None), unknown
+        eta = eta_seconds({**row, "state": state}, last_epoch_at=last_epoch_at.get(row["exp_id"]),
+                          now=now, cache=cache)
+        per_row[row["exp_id"]] = None if eta is None else round(eta, 1)
+    known = [v for v in per_row.values() if v is not None]
+    unknown = len(per_row) - len(known)
+    return QueueEta(round(sum(known), 1) if known or not unknown else None, unknown, per_row)

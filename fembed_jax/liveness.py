@@ -112,8 +112,12 @@ def _process_start_time(pid: int) -> float | None:
 def shown_state(row: dict, now: float) -> tuple[str, str]:
     """(state, note) for a queue row as views show it: a "running" row whose owner is dead
     reads "interrupted" (the next runner resumes it from its last checkpoint), a late one
-    "stalled"; the note names the owner and the reason."""
+    "stalled"; the note names the owner and the reason. A pending row with epochs trained (a
+    run stopped by a signal, or reset after its runner died) reads "interrupted" too: the next
+    run resumes it rather than starting over."""
     state = row.get("state") or "pending"
+    if state == "pending" and int(row.get("epochs_run") or 0) > 0:
+        return "interrupted", f"stopped after epoch {row['epochs_run']}, no runner holds it"
     if state != "running":
         return state, ""
     verdict = judge(row.get("claimed_by"), row.get("heartbeat_at"), row.get("started_at"), now)

@@ -236,6 +236,25 @@ def test_status_shows_a_killed_runner_as_interrupted_at_once(tiny_project, tmp_p
         alive.wait()
 
 
+def test_status_shows_a_run_stopped_by_ctrl_c_as_interrupted_at_its_epoch(tiny_project, tmp_path, capsys,
+                                                                            shared_cache):
+    root = tmp_path / "project"
+    shutil.copytree(tiny_project, root)
+    # Ctrl-C right after LF-01's first epoch is checkpointed: the clean stop releases the claim.
+    result = _fembed_subprocess("--registry", _registry(root), "run", "-e", "LF-01", "--seeds", "1",
+                                env={"FEMBED_FAULT": "fit.epoch_done:1:sigint", "FEMBED_CACHE": str(shared_cache)})
+    assert result.returncode == 130, result.stderr
+    code, out, _ = _fembed(capsys, "status", "--json", "--registry", _registry(root))
+    lf01 = {e["id"]: e for e in json.loads(out)["experiments"]}["LF-01"]
+    assert (lf01["stored_state"], lf01["state"]) == ("pending", "interrupted")
+    assert lf01["interrupted_at_epoch"] == 1 and lf01["epochs"] == 2
+    assert "stopped after epoch 1" in lf01["liveness"]
+    code, out, _ = _fembed(capsys, "status", "--registry", _registry(root))
+    (line,) = [line for line in out.splitlines() if "LF-01" in line]
+    assert "interrupted" in line and "1/2" in line and "resumes" in line
+    assert "1 interrupted" in out.splitlines()[0]
+
+
 # -- finished results are kept ----------------------------------------------------------------
 
 @pytest.mark.slow
@@ -348,6 +367,17 @@ def test_split_dates_from_the_command_line_are_a_new_run(tiny_project, tmp_path,
     code, out, err = _fembed(capsys, "--registry", _registry(tiny_project), "run", "-e", "FE-01",
                              "--val-start", "2014-01-01", "--dry-run")
     assert code == 0 and "replacing" in out  # other splits: not the stored result
+    # The plan says where the splits fall and how validation is divided.
+    (line,) = [line for line in out.splitlines() if line.startswith("splits (")]
+    assert " val 2014-" in line and "early stopping on " in line and "held out" in line
+    code, out, err = _fembed(capsys, "--registry", _registry(tiny_project), "run", "-e", "FE-01",
+                             "--val-start", "2014-01-01", "--dry-run", "--json", "--no-measure")
+    (layout,) = json.loads(out)["splits"]
+    train, val, test = layout["train"], layout["val"], layout["test"]
+    assert train["last_decision"] < "2014-01-01" <= val["first_decision"] <= val["last_decision"]
+    assert val["last_decision"] < layout["test_start"] <= test["first_decision"]
+    assert val["rule"] == "alternate" and val["selection"] + val["report"] == val["windows"] > 0
+    assert layout["val_start"] >= "2014-01-01" and layout["tiers"] == ["a20"]
     code, out, err = _fembed(capsys, "--registry", _registry(tiny_project), "run", "-e", "FE-01",
                              "--val-start", "2018-01-01", "--dry-run")
     assert code == 2 and "--val-start 2018-01-01" in err

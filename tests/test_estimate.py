@@ -177,6 +177,11 @@ def test_eta_comes_from_the_estimate_remembered_for_the_run_hash(monkeypatch, ca
     assert estimate.eta_seconds(pending) == pytest.approx(3 * 2 + 1)
     assert estimate.eta_seconds({"state": "pending", "config_hash": "unknown"}) is None
     assert estimate.eta_seconds({"state": "done", "config_hash": "h1"}) == 0.0
-    total, unknown = estimate.queue_eta_seconds([running, pending, {"exp_id": "C", "state": "done"}],
-                                                last_epoch_at={"A": 996.0}, now=now)
-    assert total == pytest.approx(26 + 7) and unknown == 0
+    queue = estimate.queue_eta([running, pending, {"exp_id": "C", "state": "done"}],
+                               last_epoch_at={"A": 996.0}, now=now)
+    assert queue.seconds == pytest.approx(26 + 7) and queue.unknown == 0 and set(queue.per_row) == {"A", "B"}
+    # A runner that died (shown interrupted) resumes from its last epoch: no time into it counts.
+    queue = estimate.queue_eta([{**running, "shown_state": "interrupted"}], now=now)
+    assert queue.seconds == pytest.approx(3 * 10)
+    queue = estimate.queue_eta([{"exp_id": "D", "state": "pending", "config_hash": "unknown"}, pending])
+    assert queue.seconds == pytest.approx(7) and queue.unknown == 1 and queue.per_row["D"] is None

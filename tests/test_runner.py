@@ -92,6 +92,21 @@ def test_each_experiment_has_a_run_log_of_what_happened_to_it(tmp_path):
     assert not (tmp_path / "outputs" / "TT-02").exists()
 
 
+def test_the_runner_records_a_machine_sample_per_epoch_in_the_store(tmp_path):
+    """What a TUI on another host shows of the runner's machine use (fembed_jax.resources)."""
+    import socket
+
+    registry = make_project(tmp_path)
+    assert main(["--registry", str(registry), "run", "--exp-id", "TT-01"]) == 0
+    with RunStore(tmp_path / "outputs" / "fembed.db", readonly=True) as store:
+        samples = store.machine_samples("TT-01")
+    assert [s["epoch"] for s in samples] == [0, 1]
+    if sys.platform.startswith("linux"):  # resources reads the RSS from /proc
+        assert all(s["rss_mb"] is not None and s["rss_mb"] > 0 for s in samples)
+    assert {(s["host"], s["pid"]) for s in samples} == {(socket.gethostname(), os.getpid())}
+    assert samples[0]["recorded_at"] <= samples[1]["recorded_at"]
+
+
 def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     registry = make_project(tmp_path)
     assert main(["--registry", str(registry), "run", "--priority", "P2", "--dry-run"]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
@@ -308,6 +309,54 @@ def test_epochs_upsert_rewrites_resumed_epochs(store):
     assert store.reset("FE-01")
     assert store.epochs("FE-01") == [] and store.experiment("FE-01")["attempts"] == 0
 
+
+
+def test_machine_samples_round_trip_oldest_first_with_unknowns_as_null(store, clock):
+    from fembed_jax import resources
+    from fembed_jax.store.machines import MACHINE_COLUMNS
+
+    assert MACHINE_COLUMNS == resources.KEYS  # the runner records what sample() returns
+    assert store.machine_samples("FE-01") == []
+    store.record_machine("FE-01", 0, {"cpu_percent": 187.5, "rss_mb": 1200.0, "gpu_util_percent": None,
+                                      "gpu_mem_mb": float("nan")}, host="box", pid=4242)
+    clock.now += 5
+    store.record_machine("FE-01", 1, {"cpu_percent": np.float32(90.0), "rss_mb": 1300.0})
+    store.record_machine("FE-02", 0, {"rss_mb": 10.0})
+    first, second = store.machine_samples("FE-01")
+    assert first == {"epoch": 0, "recorded_at": 1_000_000.0, "host": "box", "pid": 4242, "cpu_percent": 187.5,
+                     "rss_mb": 1200.0, "gpu_util_percent": None, "gpu_mem_mb": None}
+    assert second["epoch"] == 1 and second["cpu_percent"] == pytest.approx(90.0)
+    assert second["recorded_at"] == 1_000_005.0 and second["host"] is None
+    with RunStore(store.path, readonly=True) as reader:  # what the TUI on another host reads
+        assert [s["rss_mb"] for s in reader.machine_samples("FE-01")] == [1200.0, 1300.0]
+        with pytest.raises(StoreError, match="read-only"):
+            reader.record_machine("FE-01", 2, {})
+
+
+def test_machine_samples_keep_the_newest_per_experiment(store, monkeypatch):
+    from fembed_jax.store import machines
+
+    monkeypatch.setattr(machines, "MACHINE_SAMPLES_KEPT", 3)
+    for epoch in range(5):  # the same clock reading: the order of recording decides
+        store.record_machine("FE-01", epoch, {"rss_mb": float(epoch)})
+    store.record_machine("FE-02", 0, {"rss_mb": 1.0})
+    assert [s["epoch"] for s in store.machine_samples("FE-01")] == [2, 3, 4]
+    assert [s["epoch"] for s in store.machine_samples("FE-01", last=1)] == [4]  # what the monitor reads
+    assert len(store.machine_samples("FE-02")) == 1  # another experiment's are not counted
+
+
+def test_a_reader_of_a_schema_2_store_it_cannot_write_sees_no_machine_samples(db_path, monkeypatch):
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", 2)
+    with RunStore(db_path) as old:  # what fembed 0.2 made
+        old.sync_queue([cfg("FE-01")])
+    monkeypatch.undo()
+    real_access = os.access  # a read-only mount, as far as fembed sees: it cannot migrate it
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if mode == os.W_OK
+                        else real_access(path, mode, **kw))
+    with RunStore(db_path, readonly=True) as reader:
+        assert reader.schema_version() == 2
+        assert [e["exp_id"] for e in reader.experiments()] == ["FE-01"]
+        assert reader.machine_samples("FE-01") == []
 
 LEGACY_RECORD = {
     "exp_id": "AE-14",

@@ -1,6 +1,7 @@
 """A store of release 0.1 (schema 1, tests/data/store_v1.db: two trained experiments with their
-epoch rows and 29 legacy records) migrates with everything kept; a crash in the middle of the
-migration leaves it usable; replaced results are kept in the run history."""
+epoch rows and 29 legacy records) migrates with everything kept; so does a schema 2 one, which
+gains the machine samples; a crash in the middle of the migration leaves it usable; replaced
+results are kept in the run history."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import sys
 from pathlib import Path
 
 from fembed_jax.store import SCHEMA_VERSION, RunStore
+from fembed_jax.store import schema as schema_mod
 
 FIXTURE = Path(__file__).parent / "data" / "store_v1.db"
 
 
-def _contents(path: Path) -> dict:
+def _contents(path: Path, tables=("experiments", "epochs", "results")) -> dict:
     with sqlite3.connect(path) as db:
         out = {table: sorted(map(tuple, db.execute(f"SELECT * FROM {table}").fetchall()))
-               for table in ("experiments", "epochs", "results")}
+               for table in tables}
     db.close()
     return out
 
@@ -35,6 +37,34 @@ def test_a_release_0_1_store_migrates_with_every_row_kept(tmp_path):
         assert reader.history("FE-01") == []
     assert _contents(path) == before
 
+
+
+def test_a_schema_2_store_migrates_to_3_with_every_row_kept(tmp_path, monkeypatch):
+    path = tmp_path / "fembed.db"
+    shutil.copyfile(FIXTURE, path)
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", 2)
+    with RunStore(path) as old:  # what fembed 0.2 made of it, with a replaced result in its history
+        record = old.result("FE-01")["record"]
+        old.record_result("FE-01", "another-run", {**record, "run_hash": "another-run"})
+        assert old.schema_version() == 2
+    monkeypatch.undo()
+    tables = ("experiments", "epochs", "results", "result_history")
+    before = _contents(path, tables)
+    assert len(before["result_history"]) == 1
+    with RunStore(path, readonly=True) as reader:  # a reader of an old store has it migrated first
+        assert reader.schema_version() == SCHEMA_VERSION == 3
+        assert reader.machine_samples("FE-01") == []
+    assert _contents(path, tables) == before
+    with sqlite3.connect(path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(machine_samples)")]
+        indexes = [row[1] for row in db.execute("PRAGMA index_list(machine_samples)")]
+    db.close()
+    assert columns == ["exp_id", "epoch", "recorded_at", "host", "pid", "cpu_percent", "rss_mb",
+                       "gpu_util_percent", "gpu_mem_mb"]
+    assert indexes == ["machine_samples_by_time"]
+    with RunStore(path) as store:
+        store.record_machine("FE-01", 0, {"rss_mb": 512.0})
+        assert [s["rss_mb"] for s in store.machine_samples("FE-01")] == [512.0]
 
 def test_a_crash_during_the_migration_leaves_the_old_store_usable(tmp_path):
     path = tmp_path / "fembed.db"

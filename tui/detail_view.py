@@ -115,7 +115,8 @@ class DetailView(VerticalScroll):
         if queue is not None and queue.state in ("interrupted", "stalled"):
             what = ("the next `fembed run` of it resumes from its last checkpoint"
                     if queue.state == "interrupted" else "still holds its claim")
-            lines.append(f"[b magenta]{queue.state}[/]: runner {escape(queue.note)}; {what}")
+            # the note names the dead or late runner, or says after which epoch a run stopped
+            lines.append(f"[b magenta]{queue.state}[/]: {escape(queue.note)}; {what}")
         if not lines:
             lines.append("[dim]No result yet.[/dim]")
         return "\n".join(lines)

@@ -15,9 +15,13 @@ def duration(seconds: float | None, masked: bool = False) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def eta(seconds: float | None, note: str = "", masked: bool = False) -> str:
-    """An ETA, or why there is none yet: "(compiling)" while the first epoch runs (it compiles
-    the program, so it says nothing about the pace), "(timing)" while the second does."""
+def eta(seconds: float | None, note: str = "", masked: bool = False, estimate: float | None = None) -> str:
+    """An ETA from the run's own pace; before it has one, "~" and the estimate remembered for its
+    run (fembed_jax.estimate), else why there is none yet: "(compiling)" while the first epoch
+    runs (it compiles the program, so it says nothing about the pace), "(timing)" while the
+    second does."""
+    if seconds is None and estimate is not None:
+        return "~" + duration(estimate, masked)
     if seconds is None and note:
         return f"({note})"
     return duration(seconds, masked)

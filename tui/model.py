@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fembed_jax.config import CONFIG_FIELDS, SEED_BASE, ExperimentConfig
+from fembed_jax.estimate import queue_eta
 from fembed_jax.liveness import owner_pid, shown_state
 
 NOT_QUEUED = "not queued"
-# "stalled" and "interrupted" are running rows as fembed_jax.liveness judges their owner. The
-# order is also the Queue's: what needs a look (running, then what stopped) before the rest.
+# "stalled" and "interrupted" are running rows as fembed_jax.liveness judges their owner
+# (interrupted is also a pending row with epochs trained: a stopped run). The order is also the Queue's: what needs a look (running, then what stopped) before the rest.
 QUEUE_STATES = ("running", "stalled", "interrupted", "failed", "pending", "done", "skipped", NOT_QUEUED)
 UNFINISHED = ("running", "stalled", "interrupted", "failed", "pending")  # queued, no result of it yet
 LEGACY_COPY = "#legacy"  # row key suffix of a legacy record kept beside a fembed result
@@ -43,6 +44,9 @@ class StoreSnapshot:
     # "store" when the runner recorded it); see machine_samples_of
     machine: Mapping[str, dict] = dataclasses.field(default_factory=dict)
     logs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # exp_id -> logtail.LogLines
+    # run hash -> the estimate a run or dry run remembered on this machine (the "runs" of
+    # fembed_jax.estimate's cache): the time of what has not started, and of what has no pace yet
+    estimates: Mapping[str, dict] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +98,7 @@ class QueueSummary:
     eta_s: float | None
     running: int = 0  # running or stalled (a runner is at work)
     eta_note: str = ""  # "compiling" / "timing": a running experiment has no pace yet
+    estimated_s: float | None = None  # what is left by the remembered estimates alone (all known)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +110,9 @@ class QueueRow:
     progress: Progress | None
     note: str  # the error of a failed experiment, the owner of a running one
     legacy_result: bool
+    # time left by the estimate remembered for its run hash (fembed_jax.estimate.queue_eta);
+    # None: not left, or no estimate of it on this machine
+    estimate_s: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,20 +243,25 @@ def progress(row: Mapping[str, Any], exp: Experiment, epoch_rows: Sequence[Mappi
 def queue_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot, now: float) -> list[QueueRow]:
     queued = {row["exp_id"]: row for row in snap.experiments}
     legacy = {r["exp_id"] for r in snap.results if r.get("legacy")} | set(snap.legacy_copies)
+    shown = {exp_id: shown_state(row, now) for exp_id, row in queued.items()}
+    last_epoch_at = {exp_id: max(r["recorded_at"] for r in rows)
+                     for exp_id, rows in snap.epochs.items() if rows}
+    estimates = queue_eta([dict(row, shown_state=shown[exp_id][0]) for exp_id, row in queued.items()],
+                          last_epoch_at=last_epoch_at, now=now, cache={"runs": snap.estimates}).per_row
     rows = []
     for exp_id, exp in exps.items():
         row = queued.get(exp_id)
         if row is None:
             rows.append(QueueRow(exp, NOT_QUEUED, 0, 0, None, "", exp_id in legacy))
             continue
-        state, note = shown_state(row, now)
+        state, note = shown[exp_id]
         prog = progress(row, exp, snap.epochs.get(exp_id, ()), now) if state in ("running", "stalled") else None
         if state == "failed":
             note = row.get("error") or ""
         elif state == "running":
             note = row.get("claimed_by") or ""
         rows.append(QueueRow(exp, state, int(row.get("attempts") or 0), int(row.get("epochs_run") or 0),
-                             prog, note, exp_id in legacy))
+                             prog, note, exp_id in legacy, estimates.get(exp_id)))
     # By state in QUEUE_STATES order, registry order within a state (a stable sort): a running
     # experiment is at the top, not row 47 of 183 among the "not queued" ones.
     rows.sort(key=lambda r: QUEUE_STATES.index(r.state) if r.state in QUEUE_STATES else len(QUEUE_STATES))
@@ -258,29 +271,35 @@ def queue_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot, now: float) 
 def queue_summary(rows: Sequence[QueueRow], results: Sequence[ResultRow]) -> QueueSummary:
     """Done/queued of ``rows`` and an ETA for the rest of the queue, while something runs.
 
-    What is left is the running experiments' own ETAs plus, for each pending or interrupted
-    one, the mean training time of the finished experiments in ``results`` (fembed results of
-    the current config); before any has finished, the running ones' projected total time
-    (elapsed + ETA) stands in for it.
+    What is left is each running experiment's own ETA (its pace; before it has one, the estimate
+    remembered for its run) plus each pending or interrupted one's estimate. An experiment with
+    no estimate counts as the mean training time of the finished experiments in ``results``
+    (fembed results of the current config); before any has finished, as the running ones'
+    projected total time (elapsed + ETA).
     """
     queued = [r for r in rows if r.state != NOT_QUEUED]
     count = lambda *states: sum(1 for r in queued if r.state in states)  # noqa: E731
-    running = [r.progress for r in queued if r.state in ("running", "stalled") and r.progress is not None]
-    waiting = count("pending", "interrupted")
+    running = [r for r in queued if r.state in ("running", "stalled") and r.progress is not None]
+    running_left = [r.progress.eta_s if r.progress.eta_s is not None else r.estimate_s for r in running]
+    waiting = [r for r in queued if r.state in ("pending", "interrupted")]
     eta = None
-    if running and all(p.eta_s is not None for p in running):
+    if running and all(left is not None for left in running_left):
         ids = {r.exp.exp_id for r in queued if r.state == "done"}
         times = [r.seconds for r in results
                  if r.exp.exp_id in ids and not r.legacy and r.current is not False and r.seconds]
         if not times:
-            times = [p.elapsed_s + p.eta_s for p in running if p.elapsed_s is not None]
-        if times or not waiting:
-            per_experiment = sum(times) / len(times) if times else 0.0
-            eta = sum(p.eta_s for p in running) + waiting * per_experiment
-    notes = {p.eta_note for p in running}
+            times = [r.progress.elapsed_s + left for r, left in zip(running, running_left)
+                     if r.progress.elapsed_s is not None]
+        typical = sum(times) / len(times) if times else None
+        waits = [r.estimate_s if r.estimate_s is not None else typical for r in waiting]
+        if all(w is not None for w in waits):
+            eta = sum(running_left) + sum(waits)
+    notes = {r.progress.eta_note for r in running}
     note = next((n for n in ("compiling", "timing") if n in notes), "") if eta is None else ""
-    return QueueSummary(count("done"), count("failed"), len(queued),
-                        count("running", "stalled", "interrupted", "pending"), eta, len(running), note)
+    left = [r.estimate_s for r in queued if r.state in ("running", "stalled", "interrupted", "pending")]
+    estimated = sum(left) if left and all(v is not None for v in left) else None
+    return QueueSummary(count("done"), count("failed"), len(queued), len(left), eta, len(running), note,
+                        estimated)
 
 
 def queue_filter_item(row: QueueRow) -> dict[str, object]:
@@ -532,16 +551,13 @@ def per_seed(record: Mapping[str, Any] | None) -> list[dict]:
 
 # -- the machine header --------------------------------------------------------------------------
 
-def machine_samples_of(store: Any, exp_id: str) -> list[dict]:
-    """The machine samples the runner recorded for ``exp_id``, oldest first, through
-    ``RunStore.machine_samples(exp_id)`` (each: fembed_jax.resources.sample's keys plus
-    "epoch" and "recorded_at"); [] while the store has no such API, or on a failed read."""
-    read = getattr(store, "machine_samples", None)
-    if not callable(read):
-        return []
+def machine_samples_of(store: Any, exp_id: str, last: int | None = None) -> list[dict]:
+    """The machine samples the runner recorded for ``exp_id`` (the newest ``last`` when given),
+    oldest first, through ``RunStore.machine_samples`` (each: fembed_jax.resources.sample's keys
+    plus "epoch" and "recorded_at"); [] on a failed read."""
     try:
-        rows = read(exp_id)
-    except Exception:  # noqa: BLE001 - an older or half-migrated store: no header, no crash
+        rows = store.machine_samples(exp_id, last=last)
+    except Exception:  # noqa: BLE001 - a half-migrated or damaged store: no header, no crash
         return []
     return [dict(r) for r in rows or () if isinstance(r, Mapping)]
 
@@ -550,7 +566,7 @@ def latest_machine_sample(store: Any, exp_ids: Sequence[str]) -> dict | None:
     """The newest recorded sample among ``exp_ids`` (one runner's experiments), or None."""
     latest = None
     for exp_id in exp_ids:
-        for sample in machine_samples_of(store, exp_id)[-1:]:
+        for sample in machine_samples_of(store, exp_id, last=1):
             stamp = (sample.get("recorded_at") or 0.0, sample.get("epoch") or 0)
             if latest is None or stamp > latest[0]:
                 latest = (stamp, dict(sample, exp_id=exp_id, source="store"))

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 
-from fembed_jax import resources
+from fembed_jax import estimate, resources
 from fembed_jax.store import RunStore, StoreError
 
 from .logtail import LogTail, run_log_path
@@ -36,6 +36,7 @@ class StorePoller:
         self._copies: tuple[int, dict[str, dict]] | None = None  # (folder mtime, legacy copies)
         self._live: dict[str, tuple[float, dict]] = {}  # owner -> (monotonic time, live sample)
         self._tails: dict[str, LogTail] = {}  # exp_id -> its run.log follower (insertion = age)
+        self._estimate_runs: tuple[int, dict[str, dict]] | None = None  # (file mtime, cache "runs")
         self.clock = time.monotonic
 
     def poll(self, watch: Iterable[str] = ()) -> StoreSnapshot:
@@ -82,7 +83,7 @@ class StorePoller:
             epochs[exp_id] = cached[1]
         return StoreSnapshot(self.path, True, tuple(experiments), tuple(results), records, epochs,
                              legacy_copies=self._legacy_copies(), machine=self._machine(store, experiments),
-                             logs=self._logs(watch))
+                             logs=self._logs(watch), estimates=self._estimates())
 
     def _machine(self, store: RunStore, experiments: list[dict]) -> dict[str, dict]:
         """Per runner at work, its latest sample: taken here now (at most every LIVE_SAMPLE_S)
@@ -126,6 +127,18 @@ class StorePoller:
         while len(self._tails) > MAX_LOG_TAILS:
             del self._tails[next(iter(self._tails))]
         return out
+
+    def _estimates(self) -> dict[str, dict]:
+        """The estimates remembered per run hash (fembed_jax.estimate's cache), re-read when the
+        file changes (it is written by rename)."""
+        path = estimate.cache_path()
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return {}
+        if self._estimate_runs is None or self._estimate_runs[0] != stamp:
+            self._estimate_runs = (stamp, estimate.load_cache(path)["runs"])
+        return self._estimate_runs[1]
 
     def _legacy_copies(self) -> dict[str, dict]:
         """The legacy records import-legacy kept in outputs/legacy/, re-read when the folder

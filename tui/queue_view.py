@@ -46,7 +46,8 @@ class RunningBar(Horizontal):
             f"seeds {p.seeds_active}/{p.seeds_total}{best}")
         self.query_one(ProgressBar).update(total=max(p.epochs_max, 1), progress=p.epochs_done)
         self.query_one(".running-time", Label).update(
-            f"elapsed {fmt.duration(p.elapsed_s, masked)} · ETA {fmt.eta(p.eta_s, p.eta_note, masked)}")
+            f"elapsed {fmt.duration(p.elapsed_s, masked)} · "
+            f"ETA {fmt.eta(p.eta_s, p.eta_note, masked, row.estimate_s)}")
 
 
 class QueueView(Vertical):
@@ -120,7 +121,9 @@ class QueueView(Vertical):
         elif summary.left and summary.running:
             parts.append(f"ETA ~{fmt.duration(summary.eta_s, masked)}")
         elif summary.left:
-            parts.append("[dim]nothing running (R runs the scope)[/dim]")
+            estimated = ("" if summary.estimated_s is None
+                         else f"; ~{fmt.duration(summary.estimated_s, masked)} by the estimates")
+            parts.append(f"[dim]nothing running (R runs the scope{estimated})[/dim]")
         label.update(" · ".join(parts))
 
     def _cells(self, row: QueueRow, masked: bool) -> list:
@@ -128,12 +131,14 @@ class QueueView(Vertical):
         if p is not None:
             progress = f"{fmt.bar(p.epochs_done, p.epochs_max)} {p.epochs_done}/{p.epochs_max}"
             seeds = f"{p.seeds_active}/{p.seeds_total}"
-            elapsed, eta = fmt.duration(p.elapsed_s, masked), fmt.eta(p.eta_s, p.eta_note, masked)
+            elapsed, eta = fmt.duration(p.elapsed_s, masked), fmt.eta(p.eta_s, p.eta_note, masked, row.estimate_s)
         else:
             done = row.state == "done"
             progress = f"{row.epochs_run} epochs" if row.epochs_run and row.state != NOT_QUEUED else ""
             seeds = str(exp.seeds or "") if done else ""
-            elapsed = eta = ""
+            elapsed = ""
+            # what has not started: the estimate remembered for its run, if any
+            eta = "" if row.estimate_s is None else "~" + fmt.duration(row.estimate_s, masked)
         state = state_text(row.state)
         note = row.note.splitlines()[0] if row.note else ("has a legacy result" if row.legacy_result else "")
         if len(note) > NOTE_WIDTH:

@@ -100,7 +100,9 @@ class StoreBase:
     Use as a context manager, or call ``close()``; one connection per store object, shared by
     the object's methods under a lock (so a Textual worker thread may use it too).
     ``readonly=True`` opens a reader (TUI, ``fembed status``): it needs an existing store of
-    this schema version, opens it read-only at the SQLite level and refuses every write.
+    this schema version (an older one is migrated first, or where the store cannot be written,
+    read as it is from schema.READABLE_SINCE on), opens it read-only at the SQLite level and
+    refuses every write.
     """
 
     def __init__(
@@ -177,16 +179,19 @@ class StoreBase:
             if conn is not None:
                 conn.close()
             raise StoreError(f"run store {self.path} cannot be read: {err}") from err
-        if version is not None and version[0] < schema.SCHEMA_VERSION and not immutable:
+        if version is not None and version[0] < schema.SCHEMA_VERSION and writable:
             conn.close()  # an older store: a writer migrates it (one transaction), then we read
             StoreBase(self.path, busy_timeout_s=self._busy_timeout_s).close()
             return self._open_reader()
-        if version is None or version[0] != schema.SCHEMA_VERSION:
+        # A store we cannot write is read as it is, if its schema is one this fembed still reads
+        # (the tables added since then read as empty).
+        if version is None or not schema.READABLE_SINCE <= version[0] <= schema.SCHEMA_VERSION:
             conn.close()
             if version is None:
                 raise StoreError(f"{self.path} is not a fembed run store (it has no schema)")
             raise StoreError(f"run store {self.path} has schema version {version[0]}; this fembed reads "
-                             f"{schema.SCHEMA_VERSION} (a writer such as `fembed run` migrates an older one)")
+                             f"{schema.READABLE_SINCE} to {schema.SCHEMA_VERSION} (a writer such as "
+                             "`fembed run` migrates an older one)")
         return conn
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -9,9 +9,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STATES", "TABLES_V1"]
+__all__ = ["MIGRATIONS", "READABLE_SINCE", "SCHEMA_VERSION", "STATES", "TABLES_V1"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# The oldest schema a reader reads as it is where it cannot have it migrated (a read-only store):
+# v3 only added machine_samples, which such a reader sees empty; v1 lacks result_history.
+READABLE_SINCE = 2
 # The states of experiments.state (the CHECK below spells the same five); the state machine
 # between them is fembed_jax.store.queue's.
 STATES = ("pending", "running", "done", "failed", "skipped")
@@ -113,7 +116,31 @@ def _add_result_history(db: sqlite3.Connection) -> None:
     )
 
 
+def _add_machine_samples(db: sqlite3.Connection) -> None:
+    """v3: what the runner process cost the machine after each epoch (fembed_jax.resources.sample:
+    one REAL column per key, NULL where it was unknown), so a TUI on another host can show it."""
+    db.execute(
+        """
+        CREATE TABLE machine_samples (
+            exp_id            TEXT NOT NULL,
+            epoch             INTEGER,
+            recorded_at       REAL NOT NULL,
+            host              TEXT,
+            pid               INTEGER,
+            cpu_percent       REAL,
+            rss_mb            REAL,
+            gpu_util_percent  REAL,
+            gpu_mem_mb        REAL
+        )
+        """
+    )
+    db.execute("CREATE INDEX machine_samples_by_time ON machine_samples (exp_id, recorded_at)")
+
+
 # Migration hook: MIGRATIONS[v] upgrades a store at version v to v + 1, inside the open write
 # transaction (so a crash in the middle leaves the store at v, unchanged). Append a function and
 # bump SCHEMA_VERSION when the schema changes; tests/data/store_v1.db is a store of release 0.1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_result_history}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _add_result_history,
+    2: _add_machine_samples,
+}

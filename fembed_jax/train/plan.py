@@ -143,14 +143,22 @@ def check_features(items: list[PlanItem], dataset) -> None:
                              f"{item.cfg.num_features}")
 
 
-def check_data(plan: list[PlanItem], options: RunOptions) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class DataCheck:
+    """What check_data found: the data's notes (an unused Adj Close, a short calendar gap), each
+    once, and the split layouts the plan trains on (see split_layouts)."""
+    notes: list[str]
+    splits: list[dict]
+
+
+def check_data(plan: list[PlanItem], options: RunOptions) -> DataCheck:
     """Load every dataset the plan's work needs, once, and check each experiment against it, so
-    bad data is reported (DataError) before anything is claimed or written. Returns the data's
-    notes (an unused Adj Close, a short calendar gap), each once."""
+    bad data is reported (DataError) before anything is claimed or written."""
     from fembed_jax.data import DataError
 
     datasets: dict = {}
     notes: dict[str, None] = {}
+    used = []
     for item in plan:
         if item.status != "done":
             try:
@@ -159,4 +167,37 @@ def check_data(plan: list[PlanItem], options: RunOptions) -> list[str]:
             except ValueError as exc:  # DataError is one; a registry/data mismatch is bad input too
                 raise DataError(str(exc)) from exc
             notes.update(dict.fromkeys(getattr(dataset, "notes", ())))
-    return list(notes)
+            used.append((item.cfg, dataset))
+    return DataCheck(list(notes), split_layouts(used))
+
+
+def split_layouts(used: list[tuple[ExperimentConfig, Any]]) -> list[dict]:
+    """The distinct train/val/test layouts of (config, dataset) pairs, each once with the tiers
+    on it: the decision dates and windows of every split, and how the validation windows divide
+    between early stopping and the reported metrics. Tiers differ only in where training starts
+    (their indicators' warm-up), so they share a layout; train gives the range of window counts."""
+    from fembed_jax.data.splits import selection_masks
+
+    layouts: dict[tuple, dict] = {}
+    for cfg, dataset in used:
+        info = dataset.split_info()
+        select, report = selection_masks(info["val"]["windows"], cfg.selection_windows)
+        val = dict(info["val"], rule=cfg.selection_windows, selection=int(select.sum()),
+                   report=int(report.sum()))
+        key = (dataset.source_id, json.dumps(val, sort_keys=True), json.dumps(info["test"], sort_keys=True),
+               info["train"]["last_decision"])
+        layout = layouts.setdefault(key, {
+            "source": dataset.source_id, "tiers": [], "val_start": str(dataset.val_start),
+            "test_start": str(dataset.test_start),
+            "train": {"first_decision": info["train"]["first_decision"],
+                      "last_decision": info["train"]["last_decision"], "windows": []},
+            "val": val, "test": info["test"]})
+        if cfg.tier not in layout["tiers"]:
+            layout["tiers"].append(cfg.tier)
+        train = layout["train"]
+        train["windows"].append(info["train"]["windows"])
+        train["first_decision"] = min(train["first_decision"], info["train"]["first_decision"])
+    for layout in layouts.values():
+        counts = layout["train"].pop("windows")
+        layout["train"]["windows_min"], layout["train"]["windows_max"] = min(counts), max(counts)
+    return list(layouts.values())

@@ -3,7 +3,7 @@
 A `QueueSession` is what both backends (local.py, ray_backend.py) drive: it opens the store and
 queues the plan, skips what is done (repairing a missing results.json, freeing checkpoints a
 stop left behind), claims groups (several runners can share one queue), keeps the claims fresh
-(`Heartbeat`), writes the epoch rows and progress events, lands each experiment's outcome
+(`Heartbeat`), writes the epoch rows, machine samples and progress events, lands each experiment's outcome
 (predictions, results.json, store record, checkpoint retention; or its failure) and releases
 what a stop or a failure leaves unfinished as pending. A store that stays locked or cannot be
 written stops the queue with a clear error: the claimed experiments are resumed by the next run.
@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fembed_jax import faults
+from fembed_jax import faults, resources
 from fembed_jax.liveness import HEARTBEAT_S
 from fembed_jax.train.group import Failed, Finished, Outcome, Stopped
 from fembed_jax.train.plan import PlanItem, RunOptions, plan_groups
@@ -150,6 +151,9 @@ class QueueSession:
         self.summary = RunSummary()
         self._progress = progress or (lambda *a, **k: None)
         self.store = None
+        # exp_id -> its training group's ids; group -> (epoch, the machine sample taken after it)
+        self._group_of: dict[str, tuple[str, ...]] = {}
+        self._machine: dict[tuple[str, ...], tuple[int, dict]] = {}
 
     def notify(self, event: str, **info: Any) -> None:
         """Tell the caller's `progress`, and append the event to the experiment's run.log."""
@@ -245,6 +249,7 @@ class QueueSession:
     def announce(self, claimed: list[PlanItem], position: int) -> None:
         """The "start" events of a group about to train (`position`: of its first, in the queue)."""
         ids = [item.exp_id for item in claimed]
+        self._group_of.update(dict.fromkeys(ids, tuple(ids)))  # for record_machine's one sample
         for offset, item in enumerate(claimed):
             self.notify("start", cfg=item.cfg, position=position + offset, total=len(self.todo),
                         seeds=item.cfg.seeds, group=ids)
@@ -264,7 +269,24 @@ class QueueSession:
         if not self.store.heartbeat(item.exp_id, self.options.owner):
             raise ClaimLost(item.exp_id)
         self.store.record_epoch(item.exp_id, item.run_hash, report.epoch, report.rows())
+        self.record_machine(item, report.epoch)
         self.notify("epoch", cfg=item.cfg, report=report)
+
+    def record_machine(self, item: PlanItem, epoch: int) -> None:
+        """What this process costs the machine, into the store for `item`'s `epoch`: one sample
+        per epoch of a group, shared by its members (a GPU sample runs nvidia-smi, and a second
+        one right after the first would measure CPU use over milliseconds). No device is passed:
+        under Ray this is the driver, where asking jax for one would start a backend (the GPU
+        figures then come from nvidia-smi)."""
+        group = self._group_of.get(item.exp_id, (item.exp_id,))
+        try:
+            taken = self._machine.get(group)
+            if taken is None or taken[0] != epoch:
+                taken = self._machine[group] = (epoch, resources.sample())
+            self.store.record_machine(item.exp_id, epoch, taken[1], host=socket.gethostname(),
+                                      pid=os.getpid())
+        except Exception:  # noqa: BLE001 - a monitoring figure never stops training: the epoch
+            pass  # row is written already, and the next epoch records a sample again
 
     def record_step(self, item: PlanItem, report) -> None:
         if report.stopping:

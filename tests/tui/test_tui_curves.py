@@ -267,15 +267,15 @@ async def test_eta_waits_out_compiling_and_the_header_says_so(filled_store, regi
 
 async def test_the_header_reads_the_stores_samples_once_it_records_them(filled_store, registry, fixture_clock,
                                                                         monkeypatch):
-    """Before the store records machine samples the header stays hidden (no error); a store with
-    RunStore.machine_samples(exp_id) is read through it."""
+    """Without machine samples of a running experiment the header stays hidden (no error); the
+    samples RunStore.machine_samples gives are shown."""
     app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert not app.query_one("#machine", Static).display  # no samples, nothing compiling
     samples = {"LF-04": [{"epoch": 1, "recorded_at": fixture_clock.now - 3, "cpu_percent": 187.0,
                           "rss_mb": 1536.0, "gpu_util_percent": 43.0, "gpu_mem_mb": 10240.0}]}
-    monkeypatch.setattr(RunStore, "machine_samples", lambda self, exp_id: samples.get(exp_id, []), raising=False)
+    monkeypatch.setattr(RunStore, "machine_samples", lambda self, exp_id, last=None: samples.get(exp_id, []))
     app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

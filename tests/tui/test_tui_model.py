@@ -168,6 +168,33 @@ def test_queue_summary_counts_and_extrapolates_the_rest_of_the_queue():
     assert idle.eta_s is None and idle.running == 0 and idle.left == 2
 
 
+def test_the_queue_eta_uses_the_estimates_remembered_for_each_run():
+    exps = {e: _exp(e) for e in ("A", "B", "C")}
+    # B and C have an estimate (a dry run or an earlier run remembered it); C is interrupted.
+    estimates = {"hB": {"seconds_per_epoch": 10.0, "compile_seconds": 5.0, "epochs": 4},
+                 "hC": {"seconds_per_epoch": 20.0, "compile_seconds": 8.0, "epochs": 3}}
+    snap = model.StoreSnapshot(pathlib.Path("x.db"), True, experiments=(
+        {"exp_id": "A", "state": "done", "config_hash": "hA"},
+        {"exp_id": "B", "state": "pending", "config_hash": "hB", "epochs_run": 0},
+        {"exp_id": "C", "state": "running", "config_hash": "hC", "epochs_run": 1, "heartbeat_at": 0.0,
+         "claimed_by": "elsewhere:1:dead"}), estimates=estimates)
+    rows = {r.exp.exp_id: r for r in model.queue_rows(exps, snap, now=10_000.0)}
+    assert rows["C"].state in ("interrupted", "stalled")
+    assert rows["A"].estimate_s is None  # done: nothing left
+    assert rows["B"].estimate_s == pytest.approx(4 * 10 + 5)
+    assert rows["C"].estimate_s == pytest.approx(2 * 20)  # resumes after its epoch: no compile
+    # A running experiment without a pace yet (compiling) is timed by its estimate.
+    compiling = model.Progress(0, 4, 2, 2, 3.0, None, None, "compiling")
+    left = [dataclasses.replace(_row("R", "running", compiling), estimate_s=50.0),
+            dataclasses.replace(_row("P", "pending"), estimate_s=45.0),
+            _row("Q", "pending")]  # no estimate: the projected total of the running one stands in
+    summary = model.queue_summary(left, [])
+    assert summary.eta_s == pytest.approx(50.0 + 45.0 + (3.0 + 50.0)) and summary.eta_note == ""
+    assert summary.estimated_s is None  # Q has no estimate
+    idle = model.queue_summary([dataclasses.replace(_row("P", "pending"), estimate_s=45.0)], [])
+    assert idle.eta_s is None and idle.estimated_s == pytest.approx(45.0)
+
+
 def test_best_skips_one_seed_and_legacy_rows():
     rows = [dataclasses.replace(_result("A", 0.6, 0.7), seeds=1),  # one seed: one draw
             dataclasses.replace(_result("B", 0.9, 0.9), legacy=True, seeds=1),
@@ -280,12 +307,12 @@ class _StoreWithSamples:
     def __init__(self, samples):
         self.samples = samples
 
-    def machine_samples(self, exp_id):
-        return self.samples.get(exp_id, [])
+    def machine_samples(self, exp_id, last=None):
+        return self.samples.get(exp_id, [])[-last if last else 0:]
 
 
 def test_machine_line_reads_samples_when_the_store_has_them_and_says_compiling():
-    assert model.machine_samples_of(object(), "X") == []  # a store before the change: nothing
+    assert model.machine_samples_of(object(), "X") == []  # a store that cannot say: nothing, no error
     store = _StoreWithSamples({"X": [{"epoch": 0, "recorded_at": 10.0, "cpu_percent": 150.0, "rss_mb": 900.0,
                                       "gpu_util_percent": None, "gpu_mem_mb": None},
                                      {"epoch": 1, "recorded_at": 20.0, "cpu_percent": 187.4, "rss_mb": 1536.0,
