@@ -18,10 +18,8 @@ from rich.table import Table
 
 from fembed_jax.config_diff import MISSING, config_differences
 
-from .common import UsageError, console, guarded, registry_from_args
+from .common import LEGACY_SUFFIX, UsageError, console, guarded, registry_from_args, split_legacy
 from .paths import add_path_options, outputs_dir, store_path
-
-LEGACY_SUFFIX = "@legacy"
 
 
 def register(subparsers) -> None:
@@ -62,15 +60,15 @@ class _Subject:
 
 
 def _resolve(name: str, store, registry, outputs, args) -> _Subject:
-    from fembed_jax.legacy import legacy_copies
+    from fembed_jax.legacy import legacy_record
     from fembed_jax.predictions import PredictionsError, load_predictions
     from fembed_jax.report.collect import check_predictions, scored_predictions
 
     kw = dict(n_boot=args.bootstrap, seed=args.seed, block=args.block)
-    exp_id, want_legacy = (name[: -len(LEGACY_SUFFIX)], True) if name.endswith(LEGACY_SUFFIX) else (name, False)
+    exp_id, want_legacy = split_legacy(name)
     row = store.result(exp_id) if store is not None else None
     if want_legacy:
-        record = row["record"] if row and row.get("legacy") else legacy_copies(outputs).get(exp_id)
+        record = legacy_record(row, outputs, exp_id)
         if record is None:
             raise UsageError(f"{name}: no legacy record of {exp_id} (import one with `fembed import-legacy DIR`)")
         return _Subject(name, exp_id, "legacy", record, dict(record.get("config") or {}), **kw)

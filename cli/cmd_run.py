@@ -326,7 +326,10 @@ def _print_plan(plan, force: bool, estimates=None, groups=None, *, as_json: bool
         rows = []
         for item in plan:
             est = estimates.get(item.exp_id)
+            queued = item.queued or {}
             rows.append({"exp_id": item.exp_id, "status": item.status, "group": group_of.get(item.exp_id),
+                         "resumes_after_epoch": item.resumes_after() or None,
+                         "retries_failure": queued.get("error") if queued.get("state") == "failed" else None,
                          "estimate": None if est is None else {**est.to_json(), **{k: getattr(est, k) for k in keys}}})
         total = totals(estimates.values(), groups, estimates)
         print(json.dumps({"experiments": rows, "total": total, "splits": splits or []}, indent=1))
@@ -344,6 +347,12 @@ def _print_plan(plan, force: bool, estimates=None, groups=None, *, as_json: bool
                       + ("" if force else " (refused without --force)"))
         else:
             action = {"done": "skip (done)", "run": "train", "rerun": "train again (--force)"}[item.status]
+        failed = item.status == "run" and (item.queued or {}).get("state") == "failed"
+        if failed:
+            error = ((item.queued.get("error") or "").splitlines() or ["?"])[0]
+            action = f"retry (failed {item.queued.get('attempts') or 1}×: {escape(error[:80])})"
+        elif item.resumes_after():
+            action = f"resume after epoch {item.resumes_after()}/{cfg.epochs}"
         group = group_of.get(item.exp_id)
         if group and group != item.exp_id:
             action += f" (with {group})"

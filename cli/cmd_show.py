@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from fembed_jax.catalog import param_counts
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.config_diff import differences_from_defaults
 
-from .common import console, experiment_or_usage_error, guarded, registry_from_args
+from .common import (LEGACY_SUFFIX, UsageError, console, experiment_or_usage_error, guarded,
+                     registry_from_args, split_legacy)
 
 
 def register(subparsers) -> None:
@@ -19,8 +21,9 @@ def register(subparsers) -> None:
         "show", help="show one experiment: config, overrides, results",
         description="Show the resolved configuration of one experiment, what it changes relative "
                     "to the registry defaults, and its results when it has run.",
-        epilog="example:\n  fembed show LF-40", formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("exp_id", metavar="ID", help="experiment id, e.g. FE-06")
+        epilog=f"examples:\n  fembed show LF-40\n  fembed show FE-05{LEGACY_SUFFIX}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("exp_id", metavar="ID",
+                        help=f"experiment id, e.g. FE-06; ID{LEGACY_SUFFIX} shows its imported legacy record")
     parser.add_argument("--outputs", metavar="DIR",
                         help="outputs folder holding fembed.db (default: the project's outputs/, "
                              "or $FEMBED_OUTPUTS)")
@@ -35,7 +38,12 @@ def register(subparsers) -> None:
 @guarded
 def run(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
-    cfg = experiment_or_usage_error(registry, args.exp_id)
+    exp_id, want_legacy = split_legacy(args.exp_id)
+    cfg = experiment_or_usage_error(registry, exp_id)
+    if want_legacy:
+        if args.toml:
+            raise UsageError(f"--toml prints the registry's entry of {exp_id}; drop {LEGACY_SUFFIX}")
+        return _show_legacy(cfg, args)
     params = param_counts([cfg])[cfg.exp_id]
     if args.toml:
         print(registry_entry(cfg, dict(registry.defaults)), end="")
@@ -67,6 +75,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_legacy(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
+    """The legacy record of ``cfg``: the fields where what the original ran differs from the
+    registry's config, and its metrics."""
+    from fembed_jax.config_diff import flatten
+    from fembed_jax.legacy import legacy_record
+
+    from .paths import outputs_dir
+    from .results_view import LEGACY_LABEL, print_record, stored
+
+    _, result, _ = stored(cfg, args)
+    record = legacy_record(result, outputs_dir(args, registry_from_args(args).path), cfg.exp_id)
+    if record is None:
+        raise UsageError(f"{args.exp_id}: no legacy record of {cfg.exp_id} "
+                         "(import one with `fembed import-legacy DIR`)")
+    ran, registered = flatten(record.get("config") or {}), flatten(cfg.to_dict())
+    differs = {key: {"legacy": value, "registry": registered.get(key)} for key, value in ran.items()
+               if key in registered and key != "description" and value != registered[key]}
+    if args.json:
+        print(json.dumps({"id": cfg.exp_id, "source": "legacy", "differs_from_registry": differs,
+                          "record": record}, indent=1, default=str))
+        return 0
+    source = record.get("legacy_source") or {}
+    console.print(f"[bold]{cfg.exp_id}{LEGACY_SUFFIX}[/]  {cfg.priority}  {cfg.tier}  "
+                  f"imported from {escape(str(source.get('path') or '?'))}", highlight=False)
+    if differs:
+        table = Table(header_style="bold", title="what the original ran, where it differs from the registry",
+                      title_justify="left")
+        for column in ("field", "legacy", "registry"):
+            table.add_column(column)
+        for key, pair in differs.items():
+            table.add_row(key, *("none" if v is None else str(v) for v in (pair["legacy"], pair["registry"])))
+        console.print(table)
+    print_record(LEGACY_LABEL, record)
+    return 0
+
+
 def registry_entry(cfg: ExperimentConfig, defaults: dict) -> str:
     """A [[experiments]] table that loads back to ``cfg`` under the same [defaults]."""
     from fembed_jax.grids import to_toml
@@ -76,8 +120,6 @@ def registry_entry(cfg: ExperimentConfig, defaults: dict) -> str:
 
 
 def _print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
-    try:
-        from .results_view import print_results
-    except ImportError:  # the results view arrives with the runner
-        return
+    from .results_view import print_results
+
     print_results(cfg, args)

@@ -83,6 +83,14 @@ def select(registry: Registry, args: argparse.Namespace):
         raise UsageError(exc.args[0]) from exc
 
 
+LEGACY_SUFFIX = "@legacy"  # ID@legacy names an experiment's imported legacy record (show, compare)
+
+
+def split_legacy(name: str) -> tuple[str, bool]:
+    """``"FE-05@legacy"`` -> ``("FE-05", True)``; ``"FE-05"`` -> ``("FE-05", False)``."""
+    return (name[: -len(LEGACY_SUFFIX)], True) if name.endswith(LEGACY_SUFFIX) else (name, False)
+
+
 def experiment_or_usage_error(registry: Registry, exp_id: str):
     """The registry's config of ``exp_id``, or a UsageError with the closest ids as a hint."""
     try:

@@ -10,8 +10,11 @@ from rich.table import Table
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.report.fmt import num
 
-from .common import console, registry_from_args
+from .common import LEGACY_SUFFIX, console, registry_from_args
 from .paths import outputs_dir
+
+
+LEGACY_LABEL = "legacy record (original system, 1 seed, final-epoch weights)"
 
 
 def stored(cfg: ExperimentConfig, args: argparse.Namespace) -> tuple[dict | None, dict | None, list[dict]]:
@@ -45,10 +48,21 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
     record = result["record"]
     from fembed_jax.train.plan import describe_result
 
-    label = "legacy record (1 seed, final-epoch weights)" if result.get("legacy") else (
+    label = LEGACY_LABEL if result.get("legacy") else (
         f"{describe_result(result)}, selection '{record.get('selection')}'")
     stale = "" if result.get("current") in (None, True) else "  [yellow](from an older config)[/]"
-    console.print(f"[bold]results[/]: {label}{stale}")
+    print_record(f"{label}{stale}", record)
+    if not result.get("legacy"):
+        from fembed_jax.legacy import legacy_copies
+
+        if cfg.exp_id in legacy_copies(outputs_dir(args, registry_from_args(args).path)):
+            console.print(f"a legacy record is kept beside it: fembed show {cfg.exp_id}{LEGACY_SUFFIX}",
+                          highlight=False)
+
+
+def print_record(label: str, record: dict) -> None:
+    """One result record: its per-seed validation metrics and their mean ± std."""
+    console.print(f"[bold]results[/]: {label}")
     per_seed = record.get("val_metrics_per_seed") or [dict(record.get("val_metrics", {}), seed="-")]
     table = Table(header_style="bold")
     for column in ("seed", "precision", "95% CI", "TP/pred+", "recall", "AUC", "pred range",
@@ -59,7 +73,7 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
               if m.get("precision_ci_low") is not None else "-")
         precision = ("undefined (0 predicted)" if m.get("n_positive_preds") == 0 and m.get("precision") is None
                      else num(m.get("precision")))
-        table.add_row(str(m.get("seed")), precision, ci,
+        table.add_row("-" if m.get("seed") is None else str(m["seed"]), precision, ci,
                       f"{m.get('true_positives', '-')}/{m.get('n_positive_preds', '-')}",
                       num(m.get("recall")), num(m.get("auc")), num(m.get("pred_range")),
                       # results.json counts epochs from 0 (-1: none chosen); the views count from 1, as the run log does

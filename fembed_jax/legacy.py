@@ -315,3 +315,12 @@ def legacy_copies(outputs_dir: str | os.PathLike[str]) -> dict[str, dict[str, An
         if isinstance(record, dict) and record.get("legacy") and isinstance(record.get("exp_id"), str):
             out[record["exp_id"]] = record
     return out
+
+
+def legacy_record(result: Mapping[str, Any] | None, outputs_dir: str | os.PathLike[str],
+                  exp_id: str) -> dict[str, Any] | None:
+    """The legacy record of ``exp_id``: the store's result row ``result`` when that is the legacy
+    one, else the copy import_legacy kept beside a fembed result; None if neither exists."""
+    if result is not None and result.get("legacy"):
+        return result["record"]
+    return legacy_copies(outputs_dir).get(exp_id)

@@ -253,6 +253,21 @@ def test_status_shows_a_run_stopped_by_ctrl_c_as_interrupted_at_its_epoch(tiny_p
     (line,) = [line for line in out.splitlines() if "LF-01" in line]
     assert "interrupted" in line and "1/2" in line and "resumes" in line
     assert "1 interrupted" in out.splitlines()[0]
+    # The plan says the same command resumes it, and that a failed one is retried.
+    dry = ("--registry", _registry(root), "run", "-e", "LF-01", "--seeds", "1", "--dry-run", "--no-measure")
+    code, out, _ = _fembed(capsys, *dry)
+    assert code == 0 and "resume after epoch 1/2" in out
+    code, out, _ = _fembed(capsys, *dry, "--json")
+    assert json.loads(out)["experiments"][0]["resumes_after_epoch"] == 1
+    with sqlite3.connect(root / "outputs" / "fembed.db") as db:
+        db.execute("UPDATE experiments SET state = 'failed', attempts = 2, error = 'boom\nat line 2'"
+                   " WHERE exp_id = 'LF-01'")
+    db.close()
+    code, out, _ = _fembed(capsys, *dry)
+    assert code == 0 and "retry (failed 2×: boom)" in out
+    code, out, _ = _fembed(capsys, *dry, "--json")
+    (row,) = json.loads(out)["experiments"]
+    assert row["retries_failure"].startswith("boom") and row["resumes_after_epoch"] is None
 
 
 # -- finished results are kept ----------------------------------------------------------------

@@ -107,3 +107,28 @@ def test_compare_with_a_pending_experiment_and_a_legacy_record(tiny_project, cap
 def test_bad_ids_exit_2(tiny_project, capsys, ids, message):
     code, _, err = _compare(tiny_project, capsys, *ids)
     assert code == 2 and message in " ".join(err.split())
+
+
+def test_show_id_at_legacy_shows_the_imported_record_and_what_it_ran_differently(tiny_project, capsys):
+    registry = str(tiny_project / "registry" / "experiments.toml")
+
+    def show(*args):
+        code = main(["--registry", registry, "show", *args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, _ = show("FE-01")  # a fembed result, with the legacy record kept beside it
+    assert code == 0 and "fembed show FE-01@legacy" in out
+    code, out, _ = show("FE-01@legacy")
+    assert code == 0 and out.startswith("FE-01@legacy") and "imported from " in out
+    assert "legacy record (original system, 1 seed, final-epoch weights)" in out and "None" not in out
+    d_model = [line for line in out.splitlines() if "d_model" in line]
+    assert len(d_model) == 1 and "128" in d_model[0] and "16" in d_model[0]
+    code, out, _ = show("FE-01@legacy", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["source"] == "legacy" and shown["record"]["legacy"] is True
+    assert shown["differs_from_registry"]["d_model"] == {"legacy": 128, "registry": 16}
+    code, _, err = show("LF-01@legacy")
+    assert code == 2 and "no legacy record of LF-01" in err
+    code, _, err = show("FE-01@legacy", "--toml")
+    assert code == 2 and "drop @legacy" in err

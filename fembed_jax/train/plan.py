@@ -49,6 +49,14 @@ class PlanItem:
     # for --force first)
     status: str
     replaces: dict | None = None  # with "replace": the stored result's summary row
+    # the store's queue row of this run hash, if queued before (its state, attempts, error and
+    # epochs_run: a failed one is retried, a stopped one resumes)
+    queued: dict | None = None
+
+    def resumes_after(self) -> int:
+        """Epochs an earlier attempt of this run trained (checkpointed): where it resumes; 0 none."""
+        row = self.queued or {}
+        return int(row.get("epochs_run") or 0) if self.status == "run" and row.get("state") != "failed" else 0
 
     @property
     def exp_id(self) -> str:
@@ -96,12 +104,15 @@ def make_plan(configs: list[ExperimentConfig], options: RunOptions, store=None) 
         stored = store.result(cfg.exp_id) if store is not None else None
         if stored is not None and stored.get("legacy"):
             stored = None  # legacy records sit beside fembed's results; training never replaces them
+        queued = store.experiment(cfg.exp_id) if store is not None else None
+        if queued is not None and queued["config_hash"] != h:
+            queued = None  # another run's row: queuing this one starts it afresh
         if stored is not None and stored["config_hash"] == h:
-            plan.append(PlanItem(cfg, h, "rerun" if options.force else "done"))
+            plan.append(PlanItem(cfg, h, "rerun" if options.force else "done", queued=queued))
         elif stored is not None:
-            plan.append(PlanItem(cfg, h, "replace", replaces=stored))
+            plan.append(PlanItem(cfg, h, "replace", replaces=stored, queued=queued))
         else:
-            plan.append(PlanItem(cfg, h, "run"))
+            plan.append(PlanItem(cfg, h, "run", queued=queued))
     return plan
 
 
