@@ -325,8 +325,9 @@ def paired_bootstrap(probs_a, probs_b, labels, n_boot: int = DEFAULT_BOOTSTRAP, 
     the interval); two sides with the same number of seeds draw the same seed positions (seed
     42 + k shares its initialisation across experiments of one architecture). ``metrics``: any
     of "auc", "pr_auc", "precision" (at ``threshold``). Per metric: {"a", "b", "diff", "low",
-    "high", "n_valid", "share_a_better" (share of valid resamples with diff > 0: a bootstrap
-    share, not a probability), "p_value" (two-sided, see _p_value)}. Precision resamples where
+    "high", "n_valid", "se" (the bootstrap standard error of diff), "share_a_better" (share of
+    valid resamples with diff > 0: a bootstrap share, not a probability), "p_value" (two-sided,
+    see _p_value)}. Precision resamples where
     either side predicts nothing positive are not valid.
     """
     _check_level(level)
@@ -363,9 +364,37 @@ def paired_bootstrap(probs_a, probs_b, labels, n_boot: int = DEFAULT_BOOTSTRAP, 
         low, high = _interval(diff, level)
         out[name] = {"a": a, "b": b, "diff": None if a is None or b is None else a - b,
                      "low": low, "high": high, "n_valid": int(valid.size),
+                     "se": float(np.std(valid, ddof=1)) if valid.size > 1 else None,
                      "share_a_better": float(np.mean(valid > 0)) if valid.size else None,
                      "p_value": _p_value(diff)}
     return out
+
+
+def runs_to_detect(total_se: float, window_se: float, n_seeds: int, effect: float = 0.01,
+                   alpha: float = 0.05, power: float = 0.8) -> dict:
+    """How much more work would detect a difference of ``effect`` (two-sided ``alpha``, ``power``).
+
+    A paired difference of seed ensembles on fixed windows has two sources of error: which
+    windows were drawn (``window_se``: the bootstrap over windows alone) and which seeds
+    (the rest of ``total_se``, the seed × window bootstrap, falling as 1/seeds). More seeds shrink
+    only the seed part; K walk-forward folds of the same size bring K times the windows and
+    independent ensembles, dividing the whole variance by K. Returns the standard error needed,
+    the two parts, the seeds needed on these windows (None: the window part alone is too large)
+    and the folds needed at today's seeds."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
+    needed = effect / z
+    window_var = min(window_se, total_se) ** 2
+    seed_var_per_seed = (total_se ** 2 - window_var) * n_seeds  # the seed part with one seed
+    seeds = None
+    if window_var < needed ** 2:
+        seeds = max(n_seeds if seed_var_per_seed == 0 else 1,
+                    math.ceil(seed_var_per_seed / (needed ** 2 - window_var)))
+    return {"effect": effect, "alpha": alpha, "power": power, "se_needed": needed, "se": total_se,
+            "window_se": math.sqrt(window_var), "seed_se": math.sqrt(max(0.0, total_se ** 2 - window_var)),
+            "n_seeds": n_seeds, "seeds_needed": seeds,
+            "folds_needed": max(1, math.ceil(total_se ** 2 / needed ** 2))}
 
 
 # ---- one experiment ----------------------------------------------------------------------------

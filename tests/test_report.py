@@ -191,6 +191,10 @@ def test_key_findings_open_with_the_corrected_count_against_the_reference(report
     assert "Holm over the 2 comparison(s)" in first
     assert "experiments beat a logistic regression on their tier's decision-day features" in findings
     assert "every number here is scored on the odd blocks, which nothing was selected on" in findings
+    # How much more work would detect a 0.01 AUC effect, from the comparisons' standard errors.
+    assert re.search(r"\*\*What would change this conclusion\*\*: detecting a 0\.01 AUC difference .* needs a "
+                     r"standard error of 0\.0036; today's is 0\.[0-9]+ \(median of 2 comparison", findings)
+    assert "validation period(s) of this size (walk-forward folds)" in findings
     header = text.split("---")[0]
     # how many were scored on test depends on which tests ran before (test_evaluate scores FE-01)
     assert "**Ranking windows**: the validation report windows (" in header

@@ -385,3 +385,35 @@ def test_align_pairs_windows_by_decision_date_and_checks_labels(tmp_path):
     save_predictions(tmp_path, "C-01", SimpleNamespace(val_probs=np.full((1, 4), 0.6), seeds=[1]), wrong)
     with pytest.raises(PredictionsError, match="different labels"):
         align(pa, load_predictions(tmp_path, "C-01"))
+
+
+def test_runs_to_detect_sizes_seeds_and_folds_for_the_power_asked():
+    """Against scipy: a z-test of the difference with the planned standard error has at least the
+    power asked, and one seed or fold fewer has less."""
+    from scipy.stats import norm
+
+    def power(se):
+        return norm.cdf(0.01 / se - norm.ppf(0.975)) + norm.cdf(-0.01 / se - norm.ppf(0.975))
+
+    # Window noise alone is above what is needed: more seeds cannot help, folds can.
+    plan = stats.runs_to_detect(0.02, 0.012, 5)
+    assert plan["se_needed"] == pytest.approx(0.01 / (norm.ppf(0.975) + norm.ppf(0.8)))
+    assert plan["seeds_needed"] is None and plan["seed_se"] == pytest.approx(0.016)
+    k = plan["folds_needed"]
+    assert power(0.02 / np.sqrt(k)) >= 0.8 > power(0.02 / np.sqrt(k - 1))
+    # Mostly seed noise: more seeds on the same windows get there.
+    plan = stats.runs_to_detect(0.006, 0.002, 5)
+    m = plan["seeds_needed"]
+    seed_var = (0.006 ** 2 - 0.002 ** 2) * 5
+    assert m > 5 and power(np.sqrt(0.002 ** 2 + seed_var / m)) >= 0.8 > power(np.sqrt(0.002 ** 2 + seed_var / (m - 1)))
+    assert stats.runs_to_detect(0.003, 0.002, 5)["seeds_needed"] == 3  # fewer than today would do
+
+
+def test_paired_bootstrap_reports_the_standard_error_of_the_difference():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 400)
+    a = np.clip(labels * 0.3 + rng.normal(0.35, 0.2, (3, 400)), 0, 1)
+    b = np.clip(labels * 0.1 + rng.normal(0.45, 0.2, (3, 400)), 0, 1)
+    out = stats.paired_bootstrap(a, b, labels, n_boot=2000, resample_seeds=True, metrics=("auc",))["auc"]
+    # a normal interval from the standard error is close to the percentile interval
+    assert out["se"] > 0 and (out["high"] - out["low"]) / (2 * 1.96) == pytest.approx(out["se"], rel=0.15)

@@ -45,6 +45,26 @@ def opening(data: ReportData) -> list[str]:
     return lines
 
 
+def what_would_change(data: ReportData) -> str:
+    """How many more seeds or folds would detect a DETECT_AUC difference from the reference."""
+    plan = data.judged.detection
+    if plan is None:
+        return "What would change this conclusion cannot be sized: no comparison with the reference was judged."
+    text = (f"**What would change this conclusion**: detecting a {plan['effect']:.2f} AUC difference from the "
+            f"reference (two-sided α = {plan['alpha']}, {plan['power']:.0%} power) needs a standard error of "
+            f"{plan['se_needed']:.4f}; today's is {plan['se']:.4f} (median of {plan['n_comparisons']} "
+            f"comparison(s)), adding in quadrature {plan['window_se']:.4f} from which validation windows "
+            f"were drawn and {plan['seed_se']:.4f} from the {plan['n_seeds']} seeds. ")
+    if plan["seeds_needed"] is None:
+        text += "More seeds cannot get there on these windows; "
+    elif plan["seeds_needed"] <= plan["n_seeds"]:
+        text += "Today's seeds suffice for that effect; "
+    else:
+        text += f"About {plan['seeds_needed']} seeds on these windows would; "
+    return text + (f"about {plan['folds_needed']} validation period(s) of this size (walk-forward folds) at "
+                   f"{plan['n_seeds']} seeds would.")
+
+
 def selection(data: ReportData) -> str:
     """The selection-optimism sentence, with the median gap from the epoch history."""
     gaps = [data.judged.selection_gap.get(e.exp_id) for e in data.comparable]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # annotations only: collect calls judge (ReportData.judged)
     from fembed_jax.report.collect import Entry, ReportData
 
 ALPHA = 0.05
+DETECT_AUC = 0.01  # the effect "what would change this conclusion" sizes the work for (issue 16)
 _BASELINE_EMBEDDINGS = {None, "none", "linear"}
 # Config fields a loss comparison may differ in (besides the loss itself).
 _LOSS_FIELDS = {"exp_id", "priority", "description", "loss", "loss_params", "early_stop_metric", "seeds"}
@@ -67,6 +68,8 @@ class Judgement:
     d_embed: list[Comparison]
     loss: list[Comparison]
     selection_gap: dict[str, float | None]
+    # what would detect DETECT_AUC against the reference (stats.runs_to_detect), None: nothing judged
+    detection: dict | None = None
 
     def beats(self, rows: list[Comparison]) -> tuple[int, int]:
         """(k, n): how many of the family's n comparisons the fembed side wins."""
@@ -77,13 +80,15 @@ class Judgement:
         return next((r for r in rows if r.entry.exp_id == exp_id), None)
 
 
-def paired(a: Predictions, b: Predictions, data: ReportData) -> tuple[dict | None, str]:
-    """Seed × window paired bootstrap of a − b (AUC and PR-AUC) on their shared windows."""
+def paired(a: Predictions, b: Predictions, data: ReportData, *,
+           resample_seeds: bool = True) -> tuple[dict | None, str]:
+    """Seed × window paired bootstrap of a − b (AUC and PR-AUC) on their shared windows (windows
+    alone with ``resample_seeds=False``)."""
     try:
         ia, ib = align(a, b)
         result = stats.paired_bootstrap(a.probs[:, ia], b.probs[:, ib], a.labels[ia], n_boot=data.n_boot,
                                         seed=data.seed, block_length=min(data.block_length, len(ia)),
-                                        resample_seeds=True, metrics=("auc", "pr_auc"))
+                                        resample_seeds=resample_seeds, metrics=("auc", "pr_auc"))
     except (PredictionsError, ValueError) as exc:
         return None, str(exc)
     return result, ""
@@ -260,4 +265,26 @@ def judge(data: ReportData) -> Judgement:
     losses = loss_rows(data)
     _correct(losses, "better than BCE", "worse than BCE")
     return Judgement(reference, logistic, embed, losses,
-                     {e.exp_id: selection_gap(e.record) for e in data.fembed})
+                     {e.exp_id: selection_gap(e.record) for e in data.fembed},
+                     detection_plan(data, reference))
+
+
+def detection_plan(data: ReportData, rows: list[Comparison]) -> dict | None:
+    """How many seeds or folds would detect a DETECT_AUC difference from the reference: from the
+    median standard errors of the judged comparisons, seed × window and windows alone."""
+    totals, windows, seeds = [], [], []
+    for row in rows:
+        total = (row.pair or {}).get("auc", {}).get("se") if row.in_family else None
+        if total is None or data.reference is None or data.reference.predictions is None:
+            continue
+        alone, _ = paired(row.entry.predictions, data.reference.predictions, data, resample_seeds=False)
+        window = (alone or {}).get("auc", {}).get("se")
+        if window is not None:
+            totals.append(total)
+            windows.append(window)
+            seeds.append(row.pair["seeds_a"])
+    if not totals:
+        return None
+    plan = stats.runs_to_detect(float(np.median(totals)), float(np.median(windows)), int(np.median(seeds)),
+                                effect=DETECT_AUC, alpha=ALPHA)
+    return dict(plan, n_comparisons=len(totals))

@@ -140,6 +140,7 @@ def render(data: ReportData, *, top: int = 15, plots: dict[str, str] | None = No
     for line in findings.opening(data):
         add(f"- {line}")
     add(f"- {findings.selection(data)}")
+    add(f"- {findings.what_would_change(data)}")
     add("")
     rel = findings.trust(data)
     add("### 1. How far the numbers can be trusted\n")
