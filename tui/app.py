@@ -93,7 +93,8 @@ class FembedMonitor(App):
         self.static = static
         self.clock = clock
         self.run_python = run_python
-        self.poller = StorePoller(self.store_path)
+        # One read in static mode: it scores every result, so a snapshot has all the figures.
+        self.poller = StorePoller(self.store_path, report_budget_s=None) if static else StorePoller(self.store_path)
         self.main_screen = None  # set on mount
         self.snapshot = StoreSnapshot(self.store_path, exists=False)
         self.scope_text = scope

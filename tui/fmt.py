@@ -37,6 +37,16 @@ def mean_std(mean: float | None, std: float | None) -> str:
     return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
 
 
+PENDING = "…"  # a figure the poll thread has not computed yet
+
+
+def interval(value: float | None, low: float | None, high: float | None) -> str:
+    """``0.534 [0.49, 0.58]``: an estimate and its interval ("-" without an estimate)."""
+    if value is None:
+        return "-"
+    return f"{value:.3f} [{low:.2f}, {high:.2f}]" if low is not None and high is not None else f"{value:.3f}"
+
+
 def count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 

@@ -6,6 +6,7 @@ what lets the views update in place and the snapshot tests stay stable.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -23,6 +24,19 @@ NOT_QUEUED = "not queued"
 QUEUE_STATES = ("running", "stalled", "interrupted", "failed", "pending", "done", "skipped", NOT_QUEUED)
 UNFINISHED = ("running", "stalled", "interrupted", "failed", "pending")  # queued, no result of it yet
 LEGACY_COPY = "#legacy"  # row key suffix of a legacy record kept beside a fembed result
+
+
+@dataclasses.dataclass(frozen=True)
+class Reported:
+    """A fembed result as `fembed report` judges it, by the report's own code (tui/reported.py
+    runs it in the poll thread): what it is compared with, and its seed ensemble's AUC and
+    PR-AUC on the report windows with their bootstrap 95% intervals."""
+
+    protocol: str | None  # report.collect.protocol_flag: None under the report's selection protocol
+    data: tuple | None  # report.data_identity.record_data_key: None when the record does not say
+    scored: bool = False  # False: the intervals are not computed yet (a later poll brings them)
+    auc: Mapping[str, Any] | None = None  # stats' ensemble_auc {"auc", "low", "high"}; None: no predictions
+    pr_auc: Mapping[str, Any] | None = None  # stats' ensemble_pr_auc {"pr_auc", "low", "high"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +61,8 @@ class StoreSnapshot:
     # run hash -> the estimate a run or dry run remembered on this machine (the "runs" of
     # fembed_jax.estimate's cache): the time of what has not started, and of what has no pace yet
     estimates: Mapping[str, dict] = dataclasses.field(default_factory=dict)
+    # exp_id -> Reported, for the fembed results (not the legacy ones)
+    reported: Mapping[str, Reported] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +149,15 @@ class ResultRow:
     current: bool | None  # False: the result is of an older config than the one queued now
     seeds: int | None = None  # seeds the result is a mean of (a legacy record: one)
     copy: bool = False  # a legacy record kept in outputs/legacy/ beside the store's fembed result
+    reported: Reported | None = None  # a fembed result as the report judges it (None: legacy, or not polled)
+
+    @property
+    def ensemble_auc(self) -> float | None:
+        return _point(self.reported.auc if self.reported else None, "auc")
+
+    @property
+    def ensemble_pr_auc(self) -> float | None:
+        return _point(self.reported.pr_auc if self.reported else None, "pr_auc")
 
     @property
     def key(self) -> str:
@@ -141,6 +166,10 @@ class ResultRow:
 
     def filter_item(self, state: str) -> dict[str, object]:
         return _filter_item(self.exp, "legacy" if self.legacy else state)
+
+
+def _point(interval: Mapping[str, Any] | None, key: str) -> float | None:
+    return None if interval is None else interval.get(key)
 
 
 def exp_id_of(key: str) -> str:
@@ -320,7 +349,8 @@ def result_rows(exps: Mapping[str, Experiment], snap: StoreSnapshot) -> list[Res
             exp, _params(record), r.get("precision_mean"), r.get("precision_std"), r.get("tp_total"),
             r.get("pred_pos_total"), r.get("recall_mean"), r.get("auc_mean"), r.get("auc_std"),
             r.get("collapsed"), r.get("epochs"), r.get("seconds"), bool(r.get("legacy")), r.get("current"),
-            _seed_count(record, bool(r.get("legacy")))))
+            _seed_count(record, bool(r.get("legacy"))),
+            reported=None if r.get("legacy") else snap.reported.get(r["exp_id"])))
     for exp_id, record in sorted(snap.legacy_copies.items()):
         if exp_id not in legacy_in_store:
             rows.append(legacy_copy_row(exps.get(exp_id) or _from_record(exp_id, None, record), record))
@@ -360,6 +390,9 @@ RESULT_COLUMNS: tuple[tuple[str, str, Any, str | None], ...] = (
     ("tp", "TP/pred+", lambda r: r.tp_total, None),
     ("recall", "recall", lambda r: r.recall_mean, "max"),
     ("auc", "AUC", lambda r: r.auc_mean, "max"),
+    # The seed ensemble on the report windows, as `fembed report` has it (Reported).
+    ("auc_ci", "AUC (95% CI)", lambda r: r.ensemble_auc, "max"),
+    ("pr_auc", "PR-AUC (95% CI)", lambda r: r.ensemble_pr_auc, "max"),
     ("collapse", "collapse", lambda r: r.collapsed, None),
     ("epochs", "epochs", lambda r: r.epochs, None),
     ("time", "time", lambda r: r.seconds, None),
@@ -393,10 +426,24 @@ def rankable(row: ResultRow) -> bool:
     return not row.collapsed and not row.legacy and (row.seeds is None or row.seeds > 1)
 
 
+def comparable(rows: Sequence[ResultRow]) -> list[ResultRow]:
+    """The rankable rows that are like with like, as the report ranks them: selected under the
+    report's protocol (a result selected on the windows it is scored on carries that optimism)
+    and on the data most of them share (one on other data is scored on other days). The
+    report's own rules say what the protocol and the data of a record are (Reported:
+    report.collect.protocol_flag, report.data_identity.record_data_key). A record that does not
+    name its data counts as of any (as in the report); a row not judged yet (no Reported) counts."""
+    healthy = [r for r in rows if rankable(r) and (r.reported is None or r.reported.protocol is None)]
+    datas = collections.Counter(r.reported.data for r in healthy
+                                if r.reported is not None and r.reported.data is not None).most_common(1)
+    data = datas[0][0] if datas else None
+    return [r for r in healthy if r.reported is None or r.reported.data in (None, data)]
+
+
 def best_ids(rows: Sequence[ResultRow]) -> dict[str, set[str]]:
-    """Per column with a best end, the row keys of the best rankable rows."""
+    """Per column with a best end, the row keys of the best comparable rows."""
     out: dict[str, set[str]] = {}
-    healthy = [r for r in rows if rankable(r)]
+    healthy = comparable(rows)
     for column, end in BEST.items():
         values = [(_SORT_KEY[column](r), r.key) for r in healthy if _SORT_KEY[column](r) is not None]
         if values:

@@ -2,8 +2,10 @@
 
 Each poll runs a handful of autocommit SELECTs on a read-only connection (WAL: a reader never
 blocks the runner's writes). Result records (JSON with per-seed metrics and history) are parsed
-once per stored version, epoch rows are re-read only when the experiment's row changed. The
-poller never creates the store: until outputs/fembed.db exists it reports ``exists=False``.
+once per stored version, epoch rows are re-read only when the experiment's row changed; what
+the report says of each result (tui/reported.py) is scored once per stored version, a bounded
+time a poll. The poller never creates the store: until outputs/fembed.db exists it reports
+``exists=False``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fembed_jax.store import RunStore, StoreError
 
 from .logtail import LogTail, run_log_path
 from .model import StoreSnapshot, latest_machine_sample, local_pid, parse_config_json
+from .reported import BUDGET_S, ReportedResults
 
 LEGACY_DIRNAME = "legacy"  # fembed_jax.legacy.LEGACY_DIRNAME (a test checks): outputs/legacy/<ID>.json
 LIVE_SAMPLE_S = 2.0  # a runner on this host is sampled at most this often (nvidia-smi is not free)
@@ -25,10 +28,12 @@ MAX_LOG_TAILS = 8  # log files followed at once (the selected experiment's, and 
 
 
 class StorePoller:
-    """Polls the store at ``path``; use from one thread at a time (the TUI's poll worker)."""
+    """Polls the store at ``path``; use from one thread at a time (the TUI's poll worker).
+    ``report_budget_s``: the time a poll may spend scoring results (ReportedResults)."""
 
-    def __init__(self, path: str | pathlib.Path):
+    def __init__(self, path: str | pathlib.Path, report_budget_s: float | None = BUDGET_S):
         self.path = pathlib.Path(path)
+        self._reported = ReportedResults(self.path.parent, report_budget_s)
         self._store: RunStore | None = None
         self._configs: dict[tuple[str, str], dict] = {}  # (exp_id, config_hash) -> config
         self._records: dict[str, tuple[float, dict]] = {}  # exp_id -> (recorded_at, record)
@@ -83,7 +88,8 @@ class StorePoller:
             epochs[exp_id] = cached[1]
         return StoreSnapshot(self.path, True, tuple(experiments), tuple(results), records, epochs,
                              legacy_copies=self._legacy_copies(), machine=self._machine(store, experiments),
-                             logs=self._logs(watch), estimates=self._estimates())
+                             logs=self._logs(watch), estimates=self._estimates(),
+                             reported=self._reported.update(results, records))
 
     def _machine(self, store: RunStore, experiments: list[dict]) -> dict[str, dict]:
         """Per runner at work, its latest sample: taken here now (at most every LIVE_SAMPLE_S)

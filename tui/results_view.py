@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,7 +16,7 @@ from .model import BEST, RESULT_COLUMNS, ResultRow, best_ids, sort_results
 from .tables import RowTable, sync_rows
 
 BEST_STYLE = "bold green"
-NUMERIC = {"d_embed", "params", "precision", "tp", "recall", "auc", "epochs", "time"}
+NUMERIC = {"d_embed", "params", "precision", "tp", "recall", "auc", "auc_ci", "pr_auc", "epochs", "time"}
 
 
 class ResultsView(Vertical):
@@ -115,6 +116,7 @@ class ResultsView(Vertical):
             "precision": fmt.mean_std(row.precision_mean, row.precision_std),
             "tp": fmt.ratio(row.tp_total, row.pred_pos_total), "recall": fmt.number(row.recall_mean),
             "auc": fmt.mean_std(row.auc_mean, row.auc_std),
+            "auc_ci": ensemble_text(row, "auc"), "pr_auc": ensemble_text(row, "pr_auc"),
             "collapse": Text("collapsed", style="bold red") if row.collapsed else "",
             "epochs": "-" if row.epochs is None else str(row.epochs),
             "time": fmt.duration(row.seconds, self._masked),
@@ -130,3 +132,13 @@ class ResultsView(Vertical):
             cell.justify = "right" if key in NUMERIC else "left"
             out.append(cell)
         return out
+
+
+def ensemble_text(row: ResultRow, metric: str) -> str:
+    """The ensemble's ``metric`` ("auc" or "pr_auc") and its interval; "…" while the poll thread
+    is still computing it, "-" for a legacy row or a result without saved predictions."""
+    reported = row.reported
+    if reported is not None and not reported.scored:
+        return fmt.PENDING
+    figure: Mapping[str, Any] = (getattr(reported, metric) if reported is not None else None) or {}
+    return fmt.interval(figure.get(metric), figure.get("low"), figure.get("high"))

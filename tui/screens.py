@@ -23,7 +23,9 @@ HELP = """\
               epoch, seeds training, best val AUC, elapsed and ETA; the
               queue's done/total and ETA; a failed one's error
   [b]2[/b] Results  one row per result; the best cell per metric is green
-              (collapsed, one-seed and legacy rows are not ranked)
+              (collapsed, one-seed and legacy rows are not ranked, nor
+              other-protocol rows or rows on other data than most)
+              AUC/PR-AUC (95% CI): the seed ensemble as in `fembed report`
   [b]3[/b] Detail   the highlighted experiment: per-seed metrics, every
               seed's curves on one scale, the run log (outputs/<ID>/
               run.log), config (* = differs from the registry defaults)

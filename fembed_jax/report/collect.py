@@ -275,9 +275,10 @@ def _content(record: dict[str, Any]) -> str:
     return results_io.content_digest({k: v for k, v in record.items() if k not in results_io.SEAL_KEYS})
 
 
-def _load_checked(outputs_dir: Path, exp_id: str, record: dict[str, Any],
-                  warnings: list[str]) -> Predictions | None:
-    """The run's predictions when they can be used; otherwise None and a warning saying why."""
+def load_checked(outputs_dir: Path, exp_id: str, record: dict[str, Any],
+                 warnings: list[str]) -> Predictions | None:
+    """The run's predictions on its scored windows when they can be used; otherwise None and a
+    warning saying why. Public: the monitor (tui/reported.py) scores results through it too."""
     try:
         pred = load_predictions(outputs_dir, exp_id)
     except PredictionsDamagedError as exc:
@@ -340,7 +341,7 @@ def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stat
         problem = results_file_problem(outputs_dir, row["exp_id"], record)
         if problem:
             warnings.append(f"{row['exp_id']}: {problem}")
-        pred = _load_checked(outputs_dir, row["exp_id"], record, warnings)
+        pred = load_checked(outputs_dir, row["exp_id"], record, warnings)
         fembed.append(Entry(row["exp_id"], "fembed", record, stats.experiment_stats(record, pred, **kw),
                             _config_of(record, registry), row.get("current"), pred))
     primary = _primary_data(reference, fembed)

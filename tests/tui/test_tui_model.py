@@ -331,3 +331,45 @@ def test_machine_line_reads_samples_when_the_store_has_them_and_says_compiling()
     assert "X[/b] · runner elsewhere:77: CPU 187% · RSS 1.5 GB · GPU 43% 10.0 GB (epoch 2, 4s ago)" in line
     assert "Y[/b] · [b yellow]compiling[/]" in line
     assert model.machine_line([rows[2]], snap, now=24.0, masked=False) == ""  # nothing runs
+
+
+# -- issue 18: the report's intervals, and "best" only among comparable rows ----------------------
+
+def _reported(auc=None, pr_auc=None, protocol=None, data=("src", "2015-01-02", "2016-12-30"), scored=True):
+    return model.Reported(protocol, data, scored,
+                          None if auc is None else {"auc": auc, "low": auc - 0.05, "high": auc + 0.04},
+                          None if pr_auc is None else {"pr_auc": pr_auc, "low": pr_auc - 0.1, "high": pr_auc + 0.1})
+
+
+def test_result_rows_carry_the_reported_intervals_and_their_cells():
+    from fembed_jax.tui.results_view import ensemble_text
+
+    snap = model.StoreSnapshot(pathlib.Path("/o/fembed.db"), True, results=(
+        {"exp_id": "A", "legacy": False}, {"exp_id": "B", "legacy": False}, {"exp_id": "L", "legacy": True},
+        {"exp_id": "P", "legacy": False}, {"exp_id": "N", "legacy": False}),
+        reported={"A": _reported(0.5342, 0.3123), "B": _reported(), "L": _reported(0.9, 0.9),
+                  "P": _reported(scored=False)})
+    rows = {r.key: r for r in model.result_rows({}, snap)}
+    assert rows["A"].ensemble_auc == 0.5342 and rows["A"].ensemble_pr_auc == 0.3123
+    assert rows["L"].reported is None  # a legacy record has no predictions the report scores
+    shown = {key: (ensemble_text(row, "auc"), ensemble_text(row, "pr_auc")) for key, row in rows.items()}
+    assert shown == {"A": ("0.534 [0.48, 0.57]", "0.312 [0.21, 0.41]"), "B": ("-", "-"), "L": ("-", "-"),
+                     "P": (fmt.PENDING, fmt.PENDING), "N": ("-", "-")}
+    assert [r.key for r in model.sort_results(list(rows.values()), "auc_ci", True)][0] == "A"
+    assert fmt.interval(0.5, None, None) == "0.500" and fmt.interval(None, 0.1, 0.2) == "-"
+
+
+def test_best_is_only_among_rows_of_the_reports_protocol_and_the_data_most_share():
+    other_data = ("other", "2015-01-02", "2016-12-30")
+    rows = [dataclasses.replace(_result("A", 0.5, 0.6), reported=_reported(0.60, 0.30)),
+            dataclasses.replace(_result("B", 0.4, 0.7), reported=_reported(0.55, 0.35)),
+            dataclasses.replace(_result("C", 0.9, 0.9), reported=_reported(0.9, 0.9, data=other_data)),
+            dataclasses.replace(_result("D", 0.8, 0.8), reported=_reported(0.8, 0.8, protocol="other protocol: 'all'")),
+            dataclasses.replace(_result("E", 0.3, 0.5), reported=_reported(0.50, 0.20, data=None)),  # data unknown
+            _result("F", 0.2, 0.4)]  # not judged yet (no Reported): counted in
+    assert [r.exp.exp_id for r in model.comparable(rows)] == ["A", "B", "E", "F"]
+    best = model.best_ids(rows)
+    assert best["precision"] == {"A"} and best["auc"] == {"B"}
+    assert best["auc_ci"] == {"A"} and best["pr_auc"] == {"B"}
+    # As in the report, only the report's protocol ranks: rows all of another protocol have no best.
+    assert model.comparable([rows[3]]) == [] and model.best_ids([rows[3]]) == {}

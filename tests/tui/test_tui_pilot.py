@@ -332,3 +332,59 @@ async def test_legacy_copies_beside_a_fembed_result_are_listed_and_never_best(
         assert "legacy result (original system, one seed), kept in outputs/legacy/: precision 0.900" in summary
         # The Queue notes the legacy result too.
         assert column(app.query_one("#queue-table", DataTable), "note")["LF-01"] == "has a legacy result"
+
+
+def test_the_poller_scores_each_result_as_the_report_does(filled_store):
+    """Issue 18: the Results table's ensemble intervals are the report's own figures, a bounded
+    amount a poll (here: one result a poll), and polling loads neither jax nor the trainer."""
+    import subprocess
+    import sys
+
+    from fembed_jax import stats
+    from fembed_jax.predictions import load_predictions
+    from fembed_jax.report import collect
+    from fembed_jax.report.collect import scored_predictions
+    from fembed_jax.tui.poller import StorePoller
+
+    poller = StorePoller(filled_store.store_path, report_budget_s=0.0)
+    try:
+        first = poller.poll().reported
+        assert sorted(first) == ["LF-01", "LF-02"]  # fembed results only: AE-01 is legacy
+        assert [e for e, r in first.items() if r.scored] == ["LF-01"]  # the budget: one a poll
+        second = poller.poll().reported
+    finally:
+        poller.close()
+    assert all(r.scored for r in second.values()) and second["LF-01"] is first["LF-01"]  # scored once
+    with RunStore(filled_store.store_path, readonly=True) as store:
+        records = {e: store.result(e)["record"] for e in second}
+    report = {e.exp_id: e for e in collect(filled_store.outputs).fembed}
+    for exp_id, reported in second.items():
+        record = records[exp_id]
+        expected = stats.experiment_stats(
+            record, scored_predictions(load_predictions(filled_store.outputs, exp_id), record))
+        assert expected["ensemble_auc"] is not None
+        assert reported.auc == expected["ensemble_auc"] == report[exp_id].stats["ensemble_auc"]
+        assert reported.pr_auc == expected["ensemble_pr_auc"] == report[exp_id].stats["ensemble_pr_auc"]
+        assert reported.protocol is None and not report[exp_id].other_protocol
+    code = ("import sys; from fembed_jax.tui.poller import StorePoller; "
+            f"snap = StorePoller({str(filled_store.store_path)!r}, report_budget_s=None).poll(); "
+            "assert all(r.scored and r.auc for r in snap.reported.values()), snap.reported; "
+            "print(sorted(m for m in sys.modules if m.startswith(('fembed_jax.train', 'jax'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_the_results_table_shows_the_ensemble_intervals(filled_store, registry, fixture_clock):
+    from fembed_jax.tui import fmt
+
+    app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        table = app.query_one(ResultsView).table
+        auc, pr_auc = column(table, "auc_ci"), column(table, "pr_auc")
+        reported = app.snapshot.reported
+        for exp_id in ("LF-01", "LF-02"):
+            figure = reported[exp_id].auc
+            assert auc[exp_id] == fmt.interval(figure["auc"], figure["low"], figure["high"])
+            assert pr_auc[exp_id].startswith(f"{reported[exp_id].pr_auc['pr_auc']:.3f} [")
+        assert auc["AE-01"] == pr_auc["AE-01"] == "-"  # legacy: no predictions

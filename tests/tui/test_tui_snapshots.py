@@ -40,6 +40,15 @@ def test_results_view_sorted_by_auc(monitor, snap_compare):
                         run_before=sort_by_auc)
 
 
+def test_results_view_at_160x48(monitor, snap_compare):
+    """At 160 columns the seed ensemble's AUC and PR-AUC intervals (issue 18) are in sight."""
+    async def results(pilot):
+        await pilot.pause()
+        pilot.app.action_view("results")
+
+    assert snap_compare(monitor(), terminal_size=(160, 48), run_before=results)
+
+
 def test_detail_view(monitor, snap_compare):
     async def open_detail(pilot):
         await pilot.pause()
