@@ -36,7 +36,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from fembed_jax.checkpoint_layout import KEEP, META_FILE, ORBAX_TMP, SELECTED_DIR
+from fembed_jax.checkpoint_layout import KEEP, META_FILE, ORBAX_TMP, SELECTED_DIR, meta_run_hash
 from fembed_jax.report import fmt
 
 from .common import UsageError, add_filter_options, console, err_console, guarded, note, registry_from_args, select
@@ -143,9 +143,9 @@ def _step_hash(step: Path) -> str | None:
         meta = json.loads((step / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("epoch") != int(step.name) or not meta.get("config_hash"):
+    if not isinstance(meta, dict) or meta.get("epoch") != int(step.name):
         return None
-    return str(meta["config_hash"])
+    return meta_run_hash(meta)
 
 
 def _entries(folder: Path) -> list[tuple[Path, str, str | None, bool]]:
@@ -198,7 +198,7 @@ def plan_folder(folder: Path, row: dict | None, in_registry: bool, keep: str, un
             target.items.append(Item(state, folder, size))
     else:
         state = row["state"]
-        target = Target(exp_id, state, row.get("config_hash"), folder)
+        target = Target(exp_id, state, row.get("run_hash"), folder)
         holder = _held(row, now)
         if holder:
             target.skipped = f"held by {holder}"

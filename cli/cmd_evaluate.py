@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     except TypeError as exc:
         return fail(f"{args.exp_id}: the stored config cannot be rebuilt ({exc})")
     data_config = data_config_from_args(args, registry)
-    if compute_run_hash(cfg, data_config) != queued["config_hash"]:
+    if compute_run_hash(cfg, data_config) != queued["run_hash"]:
         raise UsageError(f"{args.exp_id}: the data differs from the run's (run hash "
-                         f"{compute_run_hash(cfg, data_config)} vs {queued['config_hash']}); "
+                         f"{compute_run_hash(cfg, data_config)} vs {queued['run_hash']}); "
                          "pass the --data the run used")
     record = result["record"]
     seeds = [int(s) for s in record.get("seeds") or []]
@@ -90,15 +90,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     data = DeviceData.from_dataset(dataset)
     engine = Engine(cfg, data)
-    restored = restore_selected(cfg, engine, queued["config_hash"], seeds, checkpoints)
+    restored = restore_selected(cfg, engine, queued["run_hash"], seeds, checkpoints)
     if restored is None:
         return fail(f"{args.exp_id}: no usable checkpoint under {checkpoints / cfg.exp_id} "
-                    f"for run hash {queued['config_hash']}")
+                    f"for run hash {queued['run_hash']}")
     epoch, selected = restored
     probs, _loss = engine.evaluate(selected, args.split)
     if args.split == "val":
         return _write_val(args.exp_id, record, probs, dataset, outputs)
-    return _write_test(args, cfg, record, queued["config_hash"], epoch, probs, dataset, outputs)
+    return _write_test(args, cfg, record, queued["run_hash"], epoch, probs, dataset, outputs)
 
 
 def _write_val(exp_id, record, probs, dataset, outputs) -> int:

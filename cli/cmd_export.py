@@ -43,7 +43,7 @@ def rows(results: list[dict], registry) -> list[dict]:
         epochs_cap = (record.get("hyperparameters") or {}).get("epochs")
         out.append({
             "exp_id": r["exp_id"], "source": "legacy" if r.get("legacy") else "fembed",
-            "current": r.get("current"), "run_hash": r.get("config_hash"),
+            "current": r.get("current"), "run_hash": r.get("run_hash"),
             "data": (record.get("data") or {}).get("source_id"),
             "seeds": seeds, "max_epochs": epochs_cap,
             "registry_seeds": planned.seeds if planned else None,

@@ -261,7 +261,7 @@ def _estimates(plan, options, args, *, measure: bool):
             hashes = {item.exp_id: item.run_hash for item in plan}
             with RunStore(store_path, readonly=True) as store:
                 done_epochs = {row["exp_id"]: int(row.get("epochs_run") or 0) for row in store.experiments()
-                               if hashes.get(row["exp_id"]) == row["config_hash"] and row["state"] != "done"}
+                               if hashes.get(row["exp_id"]) == row["run_hash"] and row["state"] != "done"}
         runtime.configure(args.device, options.devices)
 
         def measuring(cfgs, members) -> None:

@@ -124,7 +124,7 @@ def _experiment_json(row: dict, now: float) -> dict:
             "interrupted_at_epoch": (row.get("epochs_run") or 0) if row["shown_state"] == "interrupted" else None,
             "runner": row.get("claimed_by"), "liveness": row["liveness"] or None,
             "heartbeat_age_s": None if beat is None else round(now - beat, 1),
-            "error": row.get("error"), "run_hash": row.get("config_hash"),
+            "error": row.get("error"), "run_hash": row.get("run_hash"),
             "eta_seconds": row.get("eta_seconds")}
 
 

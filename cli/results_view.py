@@ -101,6 +101,6 @@ def _print_history(history: list[dict]) -> None:
         table.add_column(column)
     for old in history:
         when = dt.datetime.fromtimestamp(old["replaced_at"]).isoformat(sep=" ", timespec="minutes")
-        table.add_row(str(old.get("config_hash")), describe_result(old), num(old.get("auc_mean")),
+        table.add_row(str(old.get("run_hash")), describe_result(old), num(old.get("auc_mean")),
                       num(old.get("precision_mean")), when)
     console.print(table)

@@ -5,7 +5,8 @@ One orbax step per saved epoch, holding two items:
 * ``state`` — any pytree of jax/numpy arrays (seed-stacked params, optax state with its
   namedtuples, early-stopping arrays, PRNG key *data* as uint32); restored against an abstract
   target so container types come back as they were saved.
-* ``meta``  — a small JSON object: the caller's fields plus ``config_hash`` (the run hash),
+* ``meta``  — a small JSON object: the caller's fields plus ``run_hash`` (``config_hash`` in steps of
+  older fembed versions, still read),
   ``epoch``, ``state_sha256`` (a SHA-256 over every leaf's dtype, shape and bytes) and ``meta_sha256``
   (a SHA-256 of the canonical JSON of all the other meta fields, state_sha256 included).
 
@@ -15,7 +16,7 @@ file changed in one digit (a loss in the history, the epoch) is still valid JSON
 both digests after restore turns every kind of damage into an error, so ``restore_latest`` can
 fall back to the previous step instead of resuming from corrupted weights or a wrong history.
 Everything a resume trusts is covered: the state by state_sha256, the meta (history, seeds,
-config hash, epoch, and state_sha256 itself) by meta_sha256, and the step's directory name by
+run hash, epoch, and state_sha256 itself) by meta_sha256, and the step's directory name by
 the check that it equals the meta's epoch. Steps of format 1 (fembed before meta_sha256) are
 still restored, their meta unverified, with a logged warning: they are what `fembed evaluate`
 reads of runs finished by that release.
@@ -55,7 +56,7 @@ import numpy as np
 
 from fembed_jax import faults
 from fembed_jax.atomic import fsync_directory
-from fembed_jax.checkpoint_layout import KEEP, META_ITEM, SELECTED_DIR, STATE_ITEM
+from fembed_jax.checkpoint_layout import KEEP, META_ITEM, SELECTED_DIR, STATE_ITEM, meta_run_hash
 from fembed_jax.results_io import content_digest, to_jsonable
 
 __all__ = ["Checkpointer", "CheckpointWarning", "Freed", "KEEP", "RestoredCheckpoint", "meta_digest",
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 2  # 2: meta carries meta_sha256
 _UNSEALED_FORMAT = 1  # saved before meta_sha256 existed
 _META_DIGEST = "meta_sha256"
-_RESERVED_META = ("epoch", "state_sha256", _META_DIGEST, "checkpoint_format", "saved_at")
+_RESERVED_META = ("epoch", "state_sha256", _META_DIGEST, "checkpoint_format", "saved_at", "config_hash")
 _INTERNAL_META = ("state_sha256", _META_DIGEST, "checkpoint_format")  # not handed back to callers
 
 
@@ -219,7 +220,7 @@ def _items_of(abstract_state: Any, meta: Mapping[str, Any]) -> Any:
 
 class Checkpointer:
     """Checkpoints of one experiment at ``directory``, tied to its ``run_hash`` (config + data;
-    kept in each step's meta as ``config_hash``, the name steps have always used on disk).
+    kept in each step's meta).
 
     ``save`` is synchronous and fsyncs the finished step, so once it returns the epoch is on
     disk. ``restore_latest`` resumes from the newest step that has the same run hash and
@@ -298,10 +299,10 @@ class Checkpointer:
         if epoch < 0:
             raise ValueError(f"checkpoint {self.directory}: epoch must be >= 0, got {epoch}")
         user_meta = dict(to_jsonable(dict(meta or {})))
-        given_hash = user_meta.pop("config_hash", self.run_hash)
+        given_hash = user_meta.pop("run_hash", self.run_hash)
         if given_hash != self.run_hash:
             raise ValueError(
-                f"checkpoint {self.directory}: meta config_hash {given_hash!r} differs from the "
+                f"checkpoint {self.directory}: meta run_hash {given_hash!r} differs from the "
                 f"checkpointer's {self.run_hash!r}"
             )
         clashing = [key for key in _RESERVED_META if key in user_meta]
@@ -309,7 +310,7 @@ class Checkpointer:
             raise ValueError(f"checkpoint {self.directory}: meta keys {clashing} are reserved")
         full_meta = {
             **user_meta,
-            "config_hash": self.run_hash,
+            "run_hash": self.run_hash,
             "epoch": epoch,
             "state_sha256": state_digest(state),
             "checkpoint_format": CHECKPOINT_FORMAT,
@@ -374,8 +375,8 @@ class Checkpointer:
             if problem:
                 self._skip(path, problem)
                 continue
-            if meta.get("config_hash") != self.run_hash:
-                self._skip(path, f"saved for config {meta.get('config_hash')!r}, not {self.run_hash!r}")
+            if meta_run_hash(meta) != self.run_hash:
+                self._skip(path, f"saved for run {meta_run_hash(meta)!r}, not {self.run_hash!r}")
                 continue
             try:
                 wanted = abstract_state(meta) if callable(abstract_state) else abstract_state

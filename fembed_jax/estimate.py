@@ -707,7 +707,7 @@ def eta_seconds(row: Mapping[str, Any], *, last_epoch_at: float | None = None, n
     if state in ("done", "failed", "skipped"):
         return 0.0
     cache = cache if cache is not None else load_cache()
-    known = cache["runs"].get(row.get("config_hash") or "")
+    known = cache["runs"].get(row.get("run_hash") or "")
     if not known or known.get("seconds_per_epoch") is None:
         return None
     epochs = known.get("epochs") or _epochs_of(row)

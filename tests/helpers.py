@@ -70,3 +70,31 @@ def write_project(root: Path, registry_text: str) -> Path:
     path = root / "registry" / "experiments.toml"
     path.write_text(registry_text)
     return path
+
+
+STORE_V1 = Path(__file__).parent / "data" / "store_v1.db"  # release 0.1's store: 2 runs, 29 legacy
+
+
+def old_store(path: Path, version: int) -> Path:
+    """Release 0.1's store (tests/data/store_v1.db) brought to schema ``version`` by the frozen
+    migrations themselves, as the fembed of that version left it; at 2 and above with one
+    replaced result (FE-01's) in its history."""
+    import shutil
+    import sqlite3
+
+    from fembed_jax.store import schema
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(STORE_V1, path)
+    with sqlite3.connect(path) as db:
+        for v in range(1, version):
+            schema.MIGRATIONS[v](db)
+        if version >= 2:
+            hash_column = "run_hash" if version >= 4 else "config_hash"
+            db.execute(
+                f"INSERT INTO result_history SELECT exp_id, {hash_column}, results_json, precision_mean,"
+                " precision_std, recall_mean, auc_mean, auc_std, tp_total, pred_pos_total, collapsed,"
+                " epochs, seconds, finished_at, recorded_at, 1.0 FROM results WHERE exp_id = 'FE-01'")
+        db.execute("UPDATE schema_version SET version = ?", (version,))
+    db.close()
+    return path

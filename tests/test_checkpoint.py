@@ -74,7 +74,7 @@ def test_round_trip_keeps_optax_namedtuples_and_key_data(tmp_path, abstract):
     assert isinstance(adam, optax.ScaleByAdamState) and isinstance(empty, optax.EmptyState)
     assert adam.mu["encoder"]["w"].shape == (SEEDS, 6, 4)
     assert got["rng"].dtype == np.uint32 and got["rng"].shape == (SEEDS, 2)
-    assert meta["config_hash"] == "hash-a" and meta["epoch"] == 3
+    assert meta["run_hash"] == "hash-a" and meta["epoch"] == 3
     assert meta["best_epoch"] == 2 and meta["seeds"] == [0, 1, 2]
 
 
@@ -115,7 +115,7 @@ def test_steps_of_another_config_are_skipped(tmp_path, abstract):
     with Checkpointer(directory, "old", max_to_keep=3) as other:
         other.save(1, make_state(1.0))
     with Checkpointer(directory, "new") as ckpt:
-        with pytest.warns(CheckpointWarning, match=rf"{directory / '1'}: saved for config 'old'"):
+        with pytest.warns(CheckpointWarning, match=rf"{directory / '1'}: saved for run 'old'"):
             restored = ckpt.restore_latest(abstract)
     assert restored.epoch == 0
     assert_same(make_state(), restored.state)
@@ -238,12 +238,34 @@ def test_metadata_edited_to_claim_this_config_is_not_resumed(tmp_path, abstract)
         ckpt.save(0, make_state())
 
     def claim_h(meta):
-        meta["config_hash"] = "h"
+        meta["run_hash"] = "h"
 
     edit_meta(directory / "0", claim_h)
     with Checkpointer(directory, "h") as ckpt:
         with pytest.warns(CheckpointWarning, match="metadata does not match its digest"):
             assert ckpt.restore_latest(abstract) is None
+
+
+def test_a_step_saved_before_the_run_hash_was_named_so_still_resumes(tmp_path, abstract):
+    """Steps an older fembed wrote keep the run hash as meta "config_hash" (digest over it)."""
+    from fembed_jax.checkpoint import meta_digest
+
+    directory = tmp_path / "c"
+    with Checkpointer(directory, "h") as ckpt:
+        ckpt.save(0, make_state(), {"history": HISTORY[:1]})
+
+    def as_older_fembed_wrote_it(meta):
+        meta["config_hash"] = meta.pop("run_hash")
+        meta.pop("meta_sha256")
+        meta["meta_sha256"] = meta_digest(meta)
+
+    edit_meta(directory / "0", as_older_fembed_wrote_it)
+    with Checkpointer(directory, "h") as ckpt:
+        restored = ckpt.restore_latest(abstract)
+    assert restored.epoch == 0 and restored.meta["history"] == HISTORY[:1]
+    assert_same(make_state(), restored.state)
+    with Checkpointer(directory, "other") as ckpt, pytest.warns(CheckpointWarning, match="saved for run 'h'"):
+        assert ckpt.restore_latest(abstract) is None
 
 
 def test_the_meta_digest_survives_orbax_json_round_trip_of_awkward_values(tmp_path, abstract):
@@ -309,8 +331,8 @@ def test_clear_removes_everything(tmp_path, abstract):
 
 def test_meta_is_validated(tmp_path):
     with Checkpointer(tmp_path / "c", "h") as ckpt:
-        with pytest.raises(ValueError, match="meta config_hash 'other'"):
-            ckpt.save(0, make_state(), {"config_hash": "other"})
+        with pytest.raises(ValueError, match="meta run_hash 'other'"):
+            ckpt.save(0, make_state(), {"run_hash": "other"})
         with pytest.raises(ValueError, match="reserved"):
             ckpt.save(0, make_state(), {"epoch": 3})
         with pytest.raises(ValueError, match="epoch must be >= 0"):

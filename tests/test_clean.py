@@ -99,7 +99,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 def run_hash(root: Path, exp_id: str) -> str:
     with sqlite3.connect(root / "outputs" / "fembed.db") as db:
-        return db.execute("SELECT config_hash FROM experiments WHERE exp_id = ?", (exp_id,)).fetchone()[0]
+        return db.execute("SELECT run_hash FROM experiments WHERE exp_id = ?", (exp_id,)).fetchone()[0]
 
 
 def restorable(root: Path, exp_id: str) -> int | None:
@@ -189,7 +189,7 @@ def test_old_config_orphan_and_leftovers_go_current_resume_points_stay(project, 
     (ckpt / "TT-01" / "9" / "meta").mkdir(parents=True)
     (ckpt / "TT-01" / "9" / "meta" / "metadata").write_text("{not json")
     # TT-02's config changed since its run: everything it has is of the old run hash.
-    set_row(project, "TT-02", state="pending", config_hash="n3wc0nf1g0hash00")
+    set_row(project, "TT-02", state="pending", run_hash="n3wc0nf1g0hash00")
     shutil.copytree(ckpt / "TT-01" / "0", ckpt / "GONE-1" / "0")  # an id nobody knows
     shutil.copytree(ckpt / "TT-01" / "0", ckpt / "TT-03" / "0")  # registered, never queued here
     age(project)

@@ -171,17 +171,17 @@ def test_eta_comes_from_the_estimate_remembered_for_the_run_hash(monkeypatch, ca
         "h2": {"seconds_per_epoch": 2.0, "compile_seconds": 1.0, "epochs": 3}}}, cache_file)
     monkeypatch.setattr(estimate, "cache_path", lambda: cache_file)
     now = 1000.0
-    running = {"exp_id": "A", "state": "running", "config_hash": "h1", "epochs_run": 1, "started_at": 990.0}
-    pending = {"exp_id": "B", "state": "pending", "config_hash": "h2", "epochs_run": 0}
+    running = {"exp_id": "A", "state": "running", "run_hash": "h1", "epochs_run": 1, "started_at": 990.0}
+    pending = {"exp_id": "B", "state": "pending", "run_hash": "h2", "epochs_run": 0}
     assert estimate.eta_seconds(running, last_epoch_at=996.0, now=now) == pytest.approx(3 * 10 - 4)
     assert estimate.eta_seconds(pending) == pytest.approx(3 * 2 + 1)
-    assert estimate.eta_seconds({"state": "pending", "config_hash": "unknown"}) is None
-    assert estimate.eta_seconds({"state": "done", "config_hash": "h1"}) == 0.0
+    assert estimate.eta_seconds({"state": "pending", "run_hash": "unknown"}) is None
+    assert estimate.eta_seconds({"state": "done", "run_hash": "h1"}) == 0.0
     queue = estimate.queue_eta([running, pending, {"exp_id": "C", "state": "done"}],
                                last_epoch_at={"A": 996.0}, now=now)
     assert queue.seconds == pytest.approx(26 + 7) and queue.unknown == 0 and set(queue.per_row) == {"A", "B"}
     # A runner that died (shown interrupted) resumes from its last epoch: no time into it counts.
     queue = estimate.queue_eta([{**running, "shown_state": "interrupted"}], now=now)
     assert queue.seconds == pytest.approx(3 * 10)
-    queue = estimate.queue_eta([{"exp_id": "D", "state": "pending", "config_hash": "unknown"}, pending])
+    queue = estimate.queue_eta([{"exp_id": "D", "state": "pending", "run_hash": "unknown"}, pending])
     assert queue.seconds == pytest.approx(7) and queue.unknown == 1 and queue.per_row["D"] is None

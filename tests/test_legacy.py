@@ -80,7 +80,7 @@ def test_all_29_legacy_files_import_with_their_recorded_numbers(tmp_path, capsys
             assert row["precision_mean"] == pytest.approx(precision, abs=5e-4), exp_id
         assert row["recall_mean"] == pytest.approx(recall, abs=5e-4), exp_id
         assert row["auc_mean"] == pytest.approx(auc, abs=5e-4), exp_id
-        assert row["precision_std"] is None and row["config_hash"] is None
+        assert row["precision_std"] is None and row["run_hash"] is None
         record = row["record"]
         assert record["legacy"] is True and record["legacy_label"] == LEGACY_LABEL
         assert record["legacy_source"]["directory"] == directory

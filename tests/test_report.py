@@ -338,7 +338,7 @@ def test_quick_runs_and_other_data_are_marked_and_kept_out(tmp_path):
     elsewhere = dict(here, source_id="prices.csv|vix=proxy|sha256=cd|fembed-data-v1")
     with RunStore(outputs / "fembed.db") as store:
         # queued with the hash the results are recorded under: recording them marks them done
-        store.sync_queue([{**registry.get(i).to_dict(), "config_hash": f"hash-{i}"} for i in ("FE-01", "FE-02")])
+        store.sync_queue([{**registry.get(i).to_dict(), "run_hash": f"hash-{i}"} for i in ("FE-01", "FE-02")])
         _synthetic_run(store, outputs, "FE-01", _seeds(0.3, k=2), tier="a20",
                        record={"hyperparameters": {"epochs": 1}, "data": here})
         _synthetic_run(store, outputs, "FE-02", _seeds(0.2, k=2), tier="a20",

@@ -18,6 +18,7 @@ import pytest
 
 from fembed_jax.store import schema as schema_mod
 from fembed_jax.store import RunStore, StoreError, make_owner
+from helpers import old_store
 
 
 class FakeClock:
@@ -45,8 +46,8 @@ class TinyConfig:
         return f"h{self.d_model}"
 
 
-def cfg(exp_id: str, config_hash: str = "h1", tier: str = "a100") -> dict:
-    return {"exp_id": exp_id, "priority": "P1", "tier": tier, "config_hash": config_hash}
+def cfg(exp_id: str, run_hash: str = "h1", tier: str = "a100") -> dict:
+    return {"exp_id": exp_id, "priority": "P1", "tier": tier, "run_hash": run_hash}
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_sync_queue_adds_keeps_and_resets_on_changed_hash(store):
     # A changed hash resets a done experiment; its old result no longer counts as done.
     store.sync_queue([cfg("FE-01", "h9")])
     row = store.experiment("FE-01")
-    assert (row["state"], row["attempts"], row["config_hash"]) == ("pending", 0, "h9")
+    assert (row["state"], row["attempts"], row["run_hash"]) == ("pending", 0, "h9")
     assert not store.is_done("FE-01", "h9")
     assert store.result("FE-01")["current"] is False
 
@@ -125,7 +126,7 @@ def test_sync_queue_accepts_dataclass_configs_with_readonly_mappings(db_path):
     with RunStore(db_path) as s:
         s.sync_queue([TinyConfig("FE-01", "P1", "a20")])
         row = s.experiment("FE-01")
-    assert row["config_hash"] == "h64"
+    assert row["run_hash"] == "h64"  # a config queued directly: keyed by its config hash
     assert json.loads(row["config_json"])["loss_params"] == {"gamma": 2.0}
     assert row["tier"] == "a20"
 
@@ -345,18 +346,21 @@ def test_machine_samples_keep_the_newest_per_experiment(store, monkeypatch):
     assert len(store.machine_samples("FE-02")) == 1  # another experiment's are not counted
 
 
-def test_a_reader_of_a_schema_2_store_it_cannot_write_sees_no_machine_samples(db_path, monkeypatch):
-    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", 2)
-    with RunStore(db_path) as old:  # what fembed 0.2 made
-        old.sync_queue([cfg("FE-01")])
-    monkeypatch.undo()
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_reader_of_an_older_store_it_cannot_write_reads_it_as_it_is(tmp_path, monkeypatch, version):
+    path = old_store(tmp_path / "outputs" / "fembed.db", version)
     real_access = os.access  # a read-only mount, as far as fembed sees: it cannot migrate it
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if mode == os.W_OK
                         else real_access(path, mode, **kw))
-    with RunStore(db_path, readonly=True) as reader:
-        assert reader.schema_version() == 2
-        assert [e["exp_id"] for e in reader.experiments()] == ["FE-01"]
+    with RunStore(path, readonly=True) as reader:
+        assert reader.schema_version() == version  # not migrated: read through today's names
+        queued = {e["exp_id"]: e for e in reader.experiments()}
+        assert {"FE-01", "FE-68"} <= set(queued) and queued["FE-01"]["run_hash"]
+        assert reader.result("FE-01")["current"] is True  # results and queue matched by run hash
+        assert reader.history("FE-01")[0]["run_hash"] == queued["FE-01"]["run_hash"]
+        assert len(reader.epochs("FE-01")) > 0
         assert reader.machine_samples("FE-01") == []
+
 
 LEGACY_RECORD = {
     "exp_id": "AE-14",

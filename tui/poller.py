@@ -35,7 +35,7 @@ class StorePoller:
         self.path = pathlib.Path(path)
         self._reported = ReportedResults(self.path.parent, report_budget_s)
         self._store: RunStore | None = None
-        self._configs: dict[tuple[str, str], dict] = {}  # (exp_id, config_hash) -> config
+        self._configs: dict[tuple[str, str], dict] = {}  # (exp_id, run_hash) -> config
         self._records: dict[str, tuple[float, dict]] = {}  # exp_id -> (recorded_at, record)
         self._epochs: dict[str, tuple[object, tuple[dict, ...]]] = {}  # exp_id -> (version, rows)
         self._copies: tuple[int, dict[str, dict]] | None = None  # (folder mtime, legacy copies)
@@ -61,7 +61,7 @@ class StorePoller:
     def _read(self, store: RunStore, watch: set[str]) -> StoreSnapshot:
         experiments = []
         for row in store.experiments():
-            key = (row["exp_id"], row["config_hash"])
+            key = (row["exp_id"], row["run_hash"])
             if key not in self._configs:
                 self._configs[key] = parse_config_json(row.get("config_json"))
             row = {k: v for k, v in row.items() if k != "config_json"}
@@ -76,7 +76,7 @@ class StorePoller:
                 cached = (r["recorded_at"], full["record"] if full else {})
                 self._records[r["exp_id"]] = cached
             records[r["exp_id"]] = cached[1]
-        versions = {row["exp_id"]: (row["config_hash"], row["updated_at"]) for row in experiments}
+        versions = {row["exp_id"]: (row["run_hash"], row["updated_at"]) for row in experiments}
         wanted = {row["exp_id"] for row in experiments if row["state"] == "running"} | watch
         epochs = {}
         for exp_id in sorted(wanted):

@@ -192,6 +192,14 @@ class StoreBase:
             raise StoreError(f"run store {self.path} has schema version {version[0]}; this fembed reads "
                              f"{schema.READABLE_SINCE} to {schema.SCHEMA_VERSION} (a writer such as "
                              "`fembed run` migrates an older one)")
+        if version[0] < schema.SCHEMA_VERSION:
+            try:  # temp views only: the store itself is opened read-only (mode=ro)
+                conn.execute("PRAGMA query_only = 0")
+                schema.read_as_current(conn, version[0])
+                conn.execute("PRAGMA query_only = 1")
+            except sqlite3.Error as err:
+                conn.close()
+                raise StoreError(f"run store {self.path} cannot be read: {err}") from err
         return conn
 
     # -- lifecycle ---------------------------------------------------------------------------

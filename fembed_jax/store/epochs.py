@@ -17,7 +17,7 @@ class EpochStore(StoreBase):
     def record_epoch(
         self,
         exp_id: str,
-        config_hash: str,
+        run_hash: str,
         epoch: int,
         rows: Iterable[Mapping[str, Any]],
         *,
@@ -52,49 +52,49 @@ class EpochStore(StoreBase):
                 found = db.execute("SELECT attempts FROM experiments WHERE exp_id = ?", (exp_id,)).fetchone()
                 attempt = int(found[0]) if found else 0
             db.executemany(
-                "INSERT INTO epochs (exp_id, config_hash, epoch, seed, attempt, train_loss, val_loss,"
+                "INSERT INTO epochs (exp_id, run_hash, epoch, seed, attempt, train_loss, val_loss,"
                 " val_auc, active, is_best, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (exp_id, config_hash, epoch, seed) DO UPDATE SET"
+                " ON CONFLICT (exp_id, run_hash, epoch, seed) DO UPDATE SET"
                 " attempt = excluded.attempt, train_loss = excluded.train_loss,"
                 " val_loss = excluded.val_loss, val_auc = excluded.val_auc, active = excluded.active,"
                 " is_best = excluded.is_best, recorded_at = excluded.recorded_at",
-                [(exp_id, config_hash, epoch, seed, attempt, *rest, now) for seed, *rest in values],
+                [(exp_id, run_hash, epoch, seed, attempt, *rest, now) for seed, *rest in values],
             )
             db.execute(
                 "UPDATE experiments SET updated_at = ?, epochs_run = (SELECT COUNT(DISTINCT epoch)"
-                " FROM epochs WHERE exp_id = ? AND config_hash = ?) WHERE exp_id = ? AND config_hash = ?",
-                (now, exp_id, config_hash, exp_id, config_hash),
+                " FROM epochs WHERE exp_id = ? AND run_hash = ?) WHERE exp_id = ? AND run_hash = ?",
+                (now, exp_id, run_hash, exp_id, run_hash),
             )
             faults.hit("store.record_epoch")
 
-    def truncate_epochs(self, exp_id: str, config_hash: str, after_epoch: int) -> int:
+    def truncate_epochs(self, exp_id: str, run_hash: str, after_epoch: int) -> int:
         """Delete epochs later than ``after_epoch`` (call when resuming from that checkpoint:
         epochs a crashed attempt recorded past its last checkpoint are re-run). Returns rows deleted."""
         now = self._clock()
         with self._write() as db:
             cursor = db.execute(
-                "DELETE FROM epochs WHERE exp_id = ? AND config_hash = ? AND epoch > ?",
-                (exp_id, config_hash, after_epoch),
+                "DELETE FROM epochs WHERE exp_id = ? AND run_hash = ? AND epoch > ?",
+                (exp_id, run_hash, after_epoch),
             )
             db.execute(
                 "UPDATE experiments SET updated_at = ?, epochs_run = (SELECT COUNT(DISTINCT epoch)"
-                " FROM epochs WHERE exp_id = ? AND config_hash = ?) WHERE exp_id = ? AND config_hash = ?",
-                (now, exp_id, config_hash, exp_id, config_hash),
+                " FROM epochs WHERE exp_id = ? AND run_hash = ?) WHERE exp_id = ? AND run_hash = ?",
+                (now, exp_id, run_hash, exp_id, run_hash),
             )
             return cursor.rowcount
 
-    def epochs(self, exp_id: str, config_hash: str | None = None) -> list[dict[str, Any]]:
-        """Per-seed epoch rows of ``exp_id`` ordered by (epoch, seed), for ``config_hash``
+    def epochs(self, exp_id: str, run_hash: str | None = None) -> list[dict[str, Any]]:
+        """Per-seed epoch rows of ``exp_id`` ordered by (epoch, seed), for ``run_hash``
         (default: the queue's current hash; every hash if the experiment is not queued)."""
         with self._read() as db:
-            if config_hash is None:
-                found = db.execute("SELECT config_hash FROM experiments WHERE exp_id = ?", (exp_id,)).fetchone()
-                config_hash = None if found is None else found[0]
-            if config_hash is None:
+            if run_hash is None:
+                found = db.execute("SELECT run_hash FROM experiments WHERE exp_id = ?", (exp_id,)).fetchone()
+                run_hash = None if found is None else found[0]
+            if run_hash is None:
                 rows = db.execute("SELECT * FROM epochs WHERE exp_id = ? ORDER BY epoch, seed", (exp_id,)).fetchall()
             else:
                 rows = db.execute(
-                    "SELECT * FROM epochs WHERE exp_id = ? AND config_hash = ? ORDER BY epoch, seed",
-                    (exp_id, config_hash),
+                    "SELECT * FROM epochs WHERE exp_id = ? AND run_hash = ? ORDER BY epoch, seed",
+                    (exp_id, run_hash),
                 ).fetchall()
         return [row_dict(row) for row in rows]

@@ -45,12 +45,14 @@ class SyncReport:
 
 
 def _config_fields(config: Any) -> tuple[str, str | None, str | None, str, str]:
-    """(exp_id, priority, tier, config_hash, config_json) of an ExperimentConfig or a mapping."""
+    """(exp_id, priority, tier, run_hash, config_json) of an ExperimentConfig or a mapping."""
     if isinstance(config, Mapping):
         data = dict(config)
-        config_hash = data.pop("config_hash", None)
+        run_hash = data.pop("run_hash", None)
     else:
-        config_hash = getattr(config, "config_hash", None)
+        # An ExperimentConfig queued directly (tests, tools) is keyed by its config hash; the
+        # runner queues mappings carrying the run hash (config + data, train.plan.run_hash).
+        run_hash = getattr(config, "config_hash", None)
         if hasattr(config, "to_dict"):
             data = dict(config.to_dict())
         elif dataclasses.is_dataclass(config):
@@ -61,12 +63,12 @@ def _config_fields(config: Any) -> tuple[str, str | None, str | None, str, str]:
     exp_id = data.get("exp_id")
     if not isinstance(exp_id, str) or not exp_id:
         raise ValueError(f"queued config without an exp_id: {data!r:.120}")
-    if not isinstance(config_hash, str) or not config_hash:
-        raise ValueError(f"experiment {exp_id}: config has no config_hash")
+    if not isinstance(run_hash, str) or not run_hash:
+        raise ValueError(f"experiment {exp_id}: config has no run_hash")
     config_json = json.dumps(to_jsonable(data), sort_keys=True, allow_nan=False)
     priority = data.get("priority")
     tier = data.get("tier")
-    return exp_id, (None if priority is None else str(priority)), (None if tier is None else str(tier)), config_hash, config_json
+    return exp_id, (None if priority is None else str(priority)), (None if tier is None else str(tier)), run_hash, config_json
 
 
 class QueueStore(StoreBase):
@@ -74,7 +76,7 @@ class QueueStore(StoreBase):
 
     def sync_queue(self, configs: Iterable[Any]) -> SyncReport:
         """Make the queue match ``configs`` (ExperimentConfig objects or mappings with
-        ``exp_id`` and ``config_hash``), in the given order.
+        ``exp_id`` and ``run_hash``), in the given order.
 
         New experiments become pending. A known experiment whose config hash changed is reset
         to pending whatever its state (its old result no longer describes this config; a
@@ -92,25 +94,25 @@ class QueueStore(StoreBase):
         now = self._clock()
         with self._write() as db:
             known = {
-                row["exp_id"]: row["config_hash"]
-                for row in db.execute("SELECT exp_id, config_hash FROM experiments")
+                row["exp_id"]: row["run_hash"]
+                for row in db.execute("SELECT exp_id, run_hash FROM experiments")
             }
-            for order, (exp_id, priority, tier, config_hash, config_json) in enumerate(rows):
+            for order, (exp_id, priority, tier, run_hash, config_json) in enumerate(rows):
                 old_hash = known.get(exp_id)
                 if old_hash is None:
                     db.execute(
-                        "INSERT INTO experiments (exp_id, queue_order, priority, tier, config_hash,"
+                        "INSERT INTO experiments (exp_id, queue_order, priority, tier, run_hash,"
                         " config_json, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                        (exp_id, order, priority, tier, config_hash, config_json, now),
+                        (exp_id, order, priority, tier, run_hash, config_json, now),
                     )
                     added.append(exp_id)
-                elif old_hash != config_hash:
+                elif old_hash != run_hash:
                     db.execute(
                         "UPDATE experiments SET queue_order = ?, priority = ?, tier = ?,"
-                        " config_hash = ?, config_json = ?, state = 'pending', attempts = 0,"
+                        " run_hash = ?, config_json = ?, state = 'pending', attempts = 0,"
                         " error = NULL, claimed_by = NULL, heartbeat_at = NULL, started_at = NULL,"
                         " finished_at = NULL, epochs_run = 0, updated_at = ? WHERE exp_id = ?",
-                        (order, priority, tier, config_hash, config_json, now, exp_id),
+                        (order, priority, tier, run_hash, config_json, now, exp_id),
                     )
                     reset.append(exp_id)
                 else:

@@ -30,7 +30,7 @@ SUMMARY_COLUMNS = (
     "finished_at",
 )
 # The columns results and result_history share (result_history adds replaced_at).
-_HISTORY_COLUMNS = ("exp_id", "config_hash", "results_json", "precision_mean", "precision_std",
+_HISTORY_COLUMNS = ("exp_id", "run_hash", "results_json", "precision_mean", "precision_std",
                     "recall_mean", "auc_mean", "auc_std", "tp_total", "pred_pos_total", "collapsed",
                     "epochs", "seconds", "finished_at", "recorded_at")
 
@@ -110,7 +110,7 @@ def archive_result(db: sqlite3.Connection, exp_id: str, now: float, keep_hash: s
     columns = ", ".join(_HISTORY_COLUMNS)
     db.execute(
         f"INSERT OR IGNORE INTO result_history ({columns}, replaced_at) SELECT {columns}, ?"
-        " FROM results WHERE exp_id = ? AND legacy = 0 AND config_hash IS NOT ?",
+        " FROM results WHERE exp_id = ? AND legacy = 0 AND run_hash IS NOT ?",
         (now, exp_id, keep_hash),
     )
     faults.hit("store.archive")
@@ -123,7 +123,7 @@ class ResultStore(StoreBase):
     def record_result(
         self,
         exp_id: str,
-        config_hash: str | None,
+        run_hash: str | None,
         result: Mapping[str, Any],
         *,
         summary: Mapping[str, Any] | None = None,
@@ -132,7 +132,7 @@ class ResultStore(StoreBase):
         """Store a result record (the dict written to results.json) and its summary columns.
 
         A fembed result replaces any earlier result of ``exp_id`` and marks the experiment done
-        (claim released) if the queue still holds the same ``config_hash``; returns whether it
+        (claim released) if the queue still holds the same ``run_hash``; returns whether it
         did. ``legacy=True`` (an imported result of the original system) never touches the
         queue and never replaces a fembed result; returns whether it was stored.
         """
@@ -142,23 +142,23 @@ class ResultStore(StoreBase):
         names = ", ".join(SUMMARY_COLUMNS)
         placeholders = ", ".join("?" for _ in SUMMARY_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in SUMMARY_COLUMNS)
-        params = (exp_id, config_hash, results_json, *(columns[c] for c in SUMMARY_COLUMNS), int(legacy), now)
+        params = (exp_id, run_hash, results_json, *(columns[c] for c in SUMMARY_COLUMNS), int(legacy), now)
         sql = (
-            f"INSERT INTO results (exp_id, config_hash, results_json, {names}, legacy, recorded_at)"
+            f"INSERT INTO results (exp_id, run_hash, results_json, {names}, legacy, recorded_at)"
             f" VALUES (?, ?, ?, {placeholders}, ?, ?) ON CONFLICT (exp_id) DO UPDATE SET"
-            f" config_hash = excluded.config_hash, results_json = excluded.results_json, {updates},"
+            f" run_hash = excluded.run_hash, results_json = excluded.results_json, {updates},"
             f" legacy = excluded.legacy, recorded_at = excluded.recorded_at"
         )
         with self._write() as db:
             if legacy:
                 cursor = db.execute(sql + " WHERE results.legacy = 1", params)
                 return cursor.rowcount == 1
-            archive_result(db, exp_id, now, keep_hash=config_hash)
+            archive_result(db, exp_id, now, keep_hash=run_hash)
             db.execute(sql, params)
             cursor = db.execute(
                 "UPDATE experiments SET state = 'done', error = NULL, claimed_by = NULL,"
-                " heartbeat_at = NULL, finished_at = ?, updated_at = ? WHERE exp_id = ? AND config_hash = ?",
-                (now, now, exp_id, config_hash),
+                " heartbeat_at = NULL, finished_at = ?, updated_at = ? WHERE exp_id = ? AND run_hash = ?",
+                (now, now, exp_id, run_hash),
             )
             faults.hit("store.record_result")
             return cursor.rowcount == 1
@@ -169,7 +169,7 @@ class ResultStore(StoreBase):
         out = row_dict(row)
         queued_hash = out.pop("queued_hash", None)
         # current: does this result describe the experiment's config as queued now?
-        out["current"] = None if queued_hash is None else (out["config_hash"] == queued_hash)
+        out["current"] = None if queued_hash is None else (out["run_hash"] == queued_hash)
         raw = out.pop("results_json")
         if with_record:
             out["record"] = json.loads(raw)
@@ -178,7 +178,7 @@ class ResultStore(StoreBase):
     def results(self, *, include_legacy: bool = True, with_record: bool = True) -> list[dict[str, Any]]:
         """All results (summary columns, ``legacy``, ``current``, and the parsed ``record``)."""
         sql = (
-            "SELECT r.*, e.config_hash AS queued_hash FROM results r"
+            "SELECT r.*, e.run_hash AS queued_hash FROM results r"
             " LEFT JOIN experiments e ON e.exp_id = r.exp_id"
         )
         if not include_legacy:
@@ -191,7 +191,7 @@ class ResultStore(StoreBase):
     def result(self, exp_id: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT r.*, e.config_hash AS queued_hash FROM results r"
+                "SELECT r.*, e.run_hash AS queued_hash FROM results r"
                 " LEFT JOIN experiments e ON e.exp_id = r.exp_id WHERE r.exp_id = ?",
                 (exp_id,),
             ).fetchone()
@@ -211,11 +211,11 @@ class ResultStore(StoreBase):
             out.append(item)
         return out
 
-    def is_done(self, exp_id: str, config_hash: str) -> bool:
-        """True if a fembed (non-legacy) result of ``exp_id`` for ``config_hash`` is stored."""
+    def is_done(self, exp_id: str, run_hash: str) -> bool:
+        """True if a fembed (non-legacy) result of ``exp_id`` for ``run_hash`` is stored."""
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM results WHERE exp_id = ? AND config_hash = ? AND legacy = 0",
-                (exp_id, config_hash),
+                "SELECT 1 FROM results WHERE exp_id = ? AND run_hash = ? AND legacy = 0",
+                (exp_id, run_hash),
             ).fetchone()
         return row is not None

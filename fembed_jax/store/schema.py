@@ -9,17 +9,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-__all__ = ["MIGRATIONS", "READABLE_SINCE", "SCHEMA_VERSION", "STATES", "TABLES_V1"]
+__all__ = ["MIGRATIONS", "READABLE_SINCE", "SCHEMA_VERSION", "STATES", "TABLES_V1", "read_as_current"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The oldest schema a reader reads as it is where it cannot have it migrated (a read-only store):
-# v3 only added machine_samples, which such a reader sees empty; v1 lacks result_history.
+# v3 added machine_samples (such a reader sees none), v4 renamed a column (read_as_current's
+# views); v1 lacks result_history.
 READABLE_SINCE = 2
 # The states of experiments.state (the CHECK below spells the same five); the state machine
 # between them is fembed_jax.store.queue's.
 STATES = ("pending", "running", "done", "failed", "skipped")
 
-# Each config_hash column holds the run hash (train.plan.run_hash: config + data), not the config's.
+# The run hash (train.plan.run_hash: config + data) keys every table's rows. Versions 1-3 named
+# its column config_hash (the DDL below, frozen as it shipped); v4 renamed it run_hash.
+RENAMED_IN_V4 = ("experiments", "epochs", "results", "result_history")
 TABLES_V1 = (
     """
     CREATE TABLE schema_version (
@@ -137,10 +140,26 @@ def _add_machine_samples(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX machine_samples_by_time ON machine_samples (exp_id, recorded_at)")
 
 
+def _rename_to_run_hash(db: sqlite3.Connection) -> None:
+    """v4: the column that always held the run hash is named for it (config_hash -> run_hash)."""
+    for table in RENAMED_IN_V4:
+        db.execute(f"ALTER TABLE {table} RENAME COLUMN config_hash TO run_hash")
+
+
+def read_as_current(db: sqlite3.Connection, version: int) -> None:
+    """Let a reader that cannot migrate an older store (read-only) query it as this schema: temp
+    views, which SQLite resolves before the main tables, give the v4 column names."""
+    if version < 4:
+        for table in RENAMED_IN_V4:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone():
+                db.execute(f"CREATE TEMP VIEW {table} AS SELECT *, config_hash AS run_hash FROM main.{table}")
+
+
 # Migration hook: MIGRATIONS[v] upgrades a store at version v to v + 1, inside the open write
 # transaction (so a crash in the middle leaves the store at v, unchanged). Append a function and
 # bump SCHEMA_VERSION when the schema changes; tests/data/store_v1.db is a store of release 0.1.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _add_result_history,
     2: _add_machine_samples,
+    3: _rename_to_run_hash,
 }

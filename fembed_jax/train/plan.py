@@ -105,9 +105,9 @@ def make_plan(configs: list[ExperimentConfig], options: RunOptions, store=None) 
         if stored is not None and stored.get("legacy"):
             stored = None  # legacy records sit beside fembed's results; training never replaces them
         queued = store.experiment(cfg.exp_id) if store is not None else None
-        if queued is not None and queued["config_hash"] != h:
+        if queued is not None and queued["run_hash"] != h:
             queued = None  # another run's row: queuing this one starts it afresh
-        if stored is not None and stored["config_hash"] == h:
+        if stored is not None and stored["run_hash"] == h:
             plan.append(PlanItem(cfg, h, "rerun" if options.force else "done", queued=queued))
         elif stored is not None:
             plan.append(PlanItem(cfg, h, "replace", replaces=stored, queued=queued))

@@ -174,7 +174,7 @@ class QueueSession:
             self.store = RunStore(self.options.store_path)
             # The store keys an experiment's runs by the run hash (config + data), not the bare
             # config hash.
-            self.store.sync_queue([{**item.cfg.to_dict(), "config_hash": item.run_hash}
+            self.store.sync_queue([{**item.cfg.to_dict(), "run_hash": item.run_hash}
                                    for item in self.plan])
         except (StoreError, sqlite3.Error) as exc:
             if self.store is not None:

@@ -122,7 +122,7 @@ CHECKPOINT_CASES = [
     (damage_epoch_decremented_in_meta, 0, r"TT-01/1: metadata does not match its digest", True),
     (damage_missing_manifest, 0, r"TT-01/1: cannot be restored", False),
     (damage_both_steps, None, r"TT-01/0: ", True),
-    (damage_other_config, 1, r"TT-02/1: saved for config", True),
+    (damage_other_config, 1, r"TT-02/1: saved for run", True),
     (damage_half_deleted_old_step, 1, None, False),
     (damage_stray_tmp_step, 1, None, False),
 ]
@@ -231,7 +231,8 @@ def test_a_store_locked_by_another_process_gives_a_clear_error_and_nothing_is_lo
         assert "is locked by another process or connection (waited 1s)" in out + err
         assert "nothing is lost" in out + err
         status_code, status_out, _ = fembed_inprocess(root, "status")  # readers still work
-        assert status_code == 0 and "2 pending" in status_out
+        # TT-01 was stopped after its epoch 1 (the fixture): shown interrupted, resumable
+        assert status_code == 0 and "queue: 1 pending, 1 interrupted" in status_out
     finally:
         locker.stdin.close()
         locker.wait(timeout=60)

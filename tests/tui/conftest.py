@@ -174,7 +174,7 @@ def filled_store(tmp_path_factory) -> FilledStore:
 
     with RunStore(store_path) as store:
         running, pending = registry.get("LF-04"), registry.get("LF-05")
-        store.sync_queue([{**cfg.to_dict(), "config_hash": planning.run_hash(cfg, options.data_config)}
+        store.sync_queue([{**cfg.to_dict(), "run_hash": planning.run_hash(cfg, options.data_config)}
                           for cfg in (*configs, running, pending)])
         assert store.claim("LF-04", OWNER)
         for epoch in (0, 1):

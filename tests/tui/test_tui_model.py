@@ -174,9 +174,9 @@ def test_the_queue_eta_uses_the_estimates_remembered_for_each_run():
     estimates = {"hB": {"seconds_per_epoch": 10.0, "compile_seconds": 5.0, "epochs": 4},
                  "hC": {"seconds_per_epoch": 20.0, "compile_seconds": 8.0, "epochs": 3}}
     snap = model.StoreSnapshot(pathlib.Path("x.db"), True, experiments=(
-        {"exp_id": "A", "state": "done", "config_hash": "hA"},
-        {"exp_id": "B", "state": "pending", "config_hash": "hB", "epochs_run": 0},
-        {"exp_id": "C", "state": "running", "config_hash": "hC", "epochs_run": 1, "heartbeat_at": 0.0,
+        {"exp_id": "A", "state": "done", "run_hash": "hA"},
+        {"exp_id": "B", "state": "pending", "run_hash": "hB", "epochs_run": 0},
+        {"exp_id": "C", "state": "running", "run_hash": "hC", "epochs_run": 1, "heartbeat_at": 0.0,
          "claimed_by": "elsewhere:1:dead"}), estimates=estimates)
     rows = {r.exp.exp_id: r for r in model.queue_rows(exps, snap, now=10_000.0)}
     assert rows["C"].state in ("interrupted", "stalled")

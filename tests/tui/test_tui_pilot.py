@@ -190,7 +190,7 @@ async def test_a_state_change_appears_within_the_refresh(filled_store, registry,
         assert "out of memory" in column(queue, "note")["LF-04"]
         with RunStore(path) as writer:
             record = writer.result("LF-01")["record"]
-            writer.record_result("LF-05", writer.experiment("LF-05")["config_hash"],
+            writer.record_result("LF-05", writer.experiment("LF-05")["run_hash"],
                                  dict(record, exp_id="LF-05"))
         await wait_polls(app, pilot)
         assert column(queue, "state")["LF-05"] == "done"
@@ -272,7 +272,7 @@ async def test_detail_labels_a_result_of_an_older_config(filled_store, registry,
     path = tmp_path / "outputs" / "fembed.db"
     copy_store(filled_store.store_path, path)
     with RunStore(path) as writer:  # LF-01 requeued with 5 epochs: its 2-epoch result is of another config
-        writer.sync_queue([{**registry.get("LF-01").replace(epochs=5).to_dict(), "config_hash": "five-epochs"}])
+        writer.sync_queue([{**registry.get("LF-01").replace(epochs=5).to_dict(), "run_hash": "five-epochs"}])
     app = app_for(registry, path, static=True, clock=fixture_clock)
     async with app.run_test(size=(120, 40)) as pilot:
         app.select("LF-01")

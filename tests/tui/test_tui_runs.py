@@ -55,7 +55,7 @@ async def test_an_unfinished_experiment_reruns_with_its_queued_seeds_and_epochs(
     path = tmp_path / "outputs" / "fembed.db"
     copy_store(filled_store.store_path, path)
     with RunStore(path) as writer:  # LF-05 was queued by `fembed run --seeds 1 --epochs 1`
-        writer.sync_queue([{**registry.get("LF-05").replace(seeds=1, epochs=1).to_dict(), "config_hash": "quick"}])
+        writer.sync_queue([{**registry.get("LF-05").replace(seeds=1, epochs=1).to_dict(), "run_hash": "quick"}])
     started: list = []
     fake_start(monkeypatch, started)
     app = app_for(registry, path, static=True, clock=fixture_clock, scope="priority:LF-P9")
