@@ -36,8 +36,11 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from fembed_jax import faults, fmt
+from fembed_jax.atomic import fsync_directory
+from fembed_jax.catalog import cache_dir
 from fembed_jax.checkpoint_layout import KEEP, META_FILE, ORBAX_TMP, SELECTED_DIR, meta_run_hash
-from fembed_jax.report import fmt
+from fembed_jax.liveness import STALE_AFTER_S, judge
 
 from .common import UsageError, add_filter_options, console, err_console, guarded, note, registry_from_args, select
 from .paths import add_path_options, data_config_from_args, paths_from_args, store_path
@@ -172,8 +175,6 @@ def _is_checkpoint_folder(folder: Path) -> bool:
 
 def _held(row: dict, now: float) -> str | None:
     """Who holds a running experiment, if that runner is alive (or only late)."""
-    from fembed_jax.liveness import judge
-
     if row.get("state") != "running":
         return None
     verdict = judge(row.get("claimed_by"), row.get("heartbeat_at"), row.get("started_at"), now)
@@ -183,8 +184,6 @@ def _held(row: dict, now: float) -> str | None:
 def plan_folder(folder: Path, row: dict | None, in_registry: bool, keep: str, untracked: bool,
                 now: float) -> Target:
     """What clean may delete of checkpoints/<ID>/ given the store's row of ID (None: unknown)."""
-    from fembed_jax.liveness import STALE_AFTER_S
-
     exp_id = folder.name
     if row is None:
         state = "untracked" if in_registry else "orphan"
@@ -305,8 +304,6 @@ class _Project:
         return sorted(targets, key=lambda t: (t.state != "trash", order.get(t.exp_id, len(order)), t.exp_id))
 
     def caches(self) -> list[dict]:
-        from fembed_jax.catalog import cache_dir
-
         data_dir = data_config_from_args(self.args, self.registry).resolved_cache_dir()
         found = {
             "tier data": [p for p in (sorted(data_dir.iterdir()) if data_dir.is_dir() else [])
@@ -321,9 +318,6 @@ class _Project:
 def _discard(path: Path, trash: Path, exp_id: str) -> int:
     """Delete ``path``: renamed into the trash first (one atomic step: the entry is gone from its
     folder at once, never half deleted there), then removed."""
-    from fembed_jax import faults
-    from fembed_jax.atomic import fsync_directory
-
     size = _walk(path)[0]
     if path.parent != trash:
         trash.mkdir(exist_ok=True)
@@ -342,8 +336,6 @@ def _discard(path: Path, trash: Path, exp_id: str) -> int:
 def _execute(project: _Project, target: Target) -> Target:
     """Delete what ``target`` lists, planned again from the store and the disk right before
     (the claim re-checked: a runner may have taken the experiment since the listing)."""
-    from fembed_jax import faults
-
     trash = project.checkpoints / TRASH_DIR
     if target.state != "trash":
         fresh = project.plan(only=target.exp_id)

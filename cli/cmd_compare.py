@@ -16,7 +16,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from fembed_jax.config_diff import MISSING, config_differences
+from fembed_jax import fmt
+from fembed_jax.config_diff import config_differences
 
 from .common import LEGACY_SUFFIX, UsageError, console, guarded, registry_from_args, split_legacy
 from .paths import add_path_options, outputs_dir, store_path
@@ -104,7 +105,6 @@ def _value(value: Any) -> str:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from fembed_jax.report import fmt
     from fembed_jax.store import RunStore
 
     if len(args.ids) < 2:
@@ -176,7 +176,6 @@ def _print_config(differences, names: list[str], all_fields: bool) -> None:
 
 def _print_metrics(subjects: list[_Subject], names: list[str]) -> None:
     from fembed_jax import stats
-    from fembed_jax.report import fmt
 
     table = Table(title="validation metrics", title_justify="left", header_style="bold")
     table.add_column("metric")

@@ -14,9 +14,14 @@ import json
 
 from rich.markup import escape
 
+from fembed_jax import fmt, runtime
+from fembed_jax.config import ExperimentConfig
+from fembed_jax.train.plan import run_hash as compute_run_hash
+
 from .common import UsageError, console, fail, guarded, registry_from_args
 from .paths import add_path_options, data_config_from_args, paths_from_args
 from .paths import store_path as store_path_of
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -39,9 +44,7 @@ def register(subparsers) -> None:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from fembed_jax.config import ExperimentConfig
     from fembed_jax.store import RunStore
-    from fembed_jax.train.plan import run_hash as compute_run_hash
 
     if args.bootstrap < 1:
         raise UsageError(f"--bootstrap must be at least 1, got {args.bootstrap}")
@@ -72,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
     record = result["record"]
     seeds = [int(s) for s in record.get("seeds") or []]
 
-    from fembed_jax import runtime
 
     runtime.configure(args.device)
     try:
@@ -118,7 +120,6 @@ def _write_val(exp_id, record, probs, dataset, outputs) -> int:
 
 def _write_test(args, cfg, record, run_hash, epoch, probs, dataset, outputs) -> int:
     from fembed_jax.predictions import predictions_path, write_predictions
-    from fembed_jax.report import fmt
     from fembed_jax.results_io import results_path, write_results
     from fembed_jax.train.evaluate import TEST_NOTE, scored_test_record
 

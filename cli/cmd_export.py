@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from fembed_jax.atomic import atomic_write
+
 from .common import UsageError, console, guarded, registry_from_args
 from .paths import add_path_options, outputs_dir
 
@@ -79,12 +81,8 @@ def run(args: argparse.Namespace) -> int:
         frame.to_csv(buffer, index=False)
         text = buffer.getvalue()
     if args.format == "parquet":
-        from fembed_jax.atomic import atomic_write
-
         atomic_write(Path(args.out), lambda handle: frame.to_parquet(handle, index=False))
     elif args.out:
-        from fembed_jax.atomic import atomic_write
-
         atomic_write(Path(args.out), text.encode("utf-8"))
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")

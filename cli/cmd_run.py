@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import sys
 import time
 
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fembed_jax import estimate, fmt, runtime
+from fembed_jax.catalog import param_counts
 from fembed_jax.checkpoint_layout import KEEP
-from fembed_jax.report import fmt
+from fembed_jax.estimate import totals
+from fembed_jax.train.group import NOTHING_NEW
+from fembed_jax.train.local import run_queue
+from fembed_jax.train.plan import RunOptions, check_data, describe_result, make_plan
+from fembed_jax.train.ray_backend import RayUnavailable, import_ray, run_queue_ray
 
 from .common import (UsageError, add_filter_options, console, err_console, fail, guarded, note,
                      registry_from_args, select)
+from .derive import derived_configs
 from .paths import add_path_options, data_config_from_args, paths_from_args
 
 
@@ -79,9 +90,6 @@ def register(subparsers) -> None:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from fembed_jax.train.local import run_queue
-    from fembed_jax.train.plan import RunOptions, check_data, make_plan
-
     registry = registry_from_args(args)
     if not (args.all or args.priority or args.exp_id or args.tier or args.loss or args.embedding):
         raise UsageError("say what to run: --all, --priority P, --exp-id ID (or a --tier/--loss/"
@@ -109,8 +117,6 @@ def run(args: argparse.Namespace) -> int:
     if not configs:
         raise UsageError("no experiment matches the filters")
     if args.set:
-        from .derive import derived_configs
-
         configs = derived_configs(registry, configs, args.set, record=not args.dry_run)
     outputs, checkpoints = paths_from_args(args, registry)
     options = RunOptions(outputs_dir=outputs, checkpoints_dir=checkpoints,
@@ -142,24 +148,18 @@ def run(args: argparse.Namespace) -> int:
     _refuse_replacing(plan, force=args.force)
 
     if args.backend == "ray":
-        from fembed_jax.train.ray_backend import RayUnavailable, import_ray
-
         try:
             import_ray()
         except RayUnavailable as exc:
             raise UsageError(str(exc)) from exc
-        from fembed_jax import runtime
 
         runtime.configure("cpu", 1)  # the driver only counts parameters: leave the GPUs to Ray
-        import os
 
         # fembed never sets RAY_AUTH_MODE: it says which one is in force, never turns it off.
         auth = os.environ.get("RAY_AUTH_MODE") or "Ray's default (token for local instances since Ray 2.59)"
         device = (f"Ray tasks ({args.address or 'local Ray instance'}), --device {args.device}, "
                   f"Ray authentication: {auth}")
     else:
-        from fembed_jax import runtime
-
         runtime.configure(args.device, devices)
         try:
             device = runtime.describe_device(runtime.training_devices(devices))
@@ -176,8 +176,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _Display(todo, quiet=getattr(args, "quiet", False)) as display:
             if args.backend == "ray":
-                from fembed_jax.train.ray_backend import RayUnavailable, run_queue_ray
-
                 try:
                     summary = run_queue_ray(plan, options, address=args.address,
                                             progress=display.event, cpus_per_task=args.ray_cpus or 1,
@@ -200,10 +198,6 @@ def _leave(code: int) -> int:
     stop, or cut off by a second Ctrl-C), leave now: the interpreter's exit would wait for it,
     for minutes on a large experiment. Everything is written by then (store commits,
     checkpoints fsynced, claims released)."""
-    import logging
-    import os
-    import sys
-
     from fembed_jax.train.engine import in_flight
 
     if in_flight():
@@ -220,8 +214,6 @@ def _leave(code: int) -> int:
 def _refuse_replacing(plan, force: bool) -> None:
     """A finished result is never destroyed without --force (a quick look, or a run on other
     data, would otherwise silently replace a full run)."""
-    from fembed_jax.train.plan import describe_result
-
     if force:
         return
     clashes = [item for item in plan if item.status == "replace"]
@@ -251,7 +243,6 @@ def _estimates(plan, options, args, *, measure: bool):
     nothing is to train or the estimate fails (it never stops a run: one note says why)."""
     if not any(item.status != "done" for item in plan):
         return {}, []
-    from fembed_jax import estimate, runtime
     from fembed_jax.store import DB_FILENAME, RunStore
 
     done_epochs: dict[str, int] = {}
@@ -276,8 +267,6 @@ def _estimates(plan, options, args, *, measure: bool):
 
 
 def _total_line(estimates, groups) -> str:
-    from fembed_jax.estimate import totals
-
     total = totals(estimates.values(), groups, estimates)
     unknown = f" ({total['unknown']} without an estimate)" if total["unknown"] else ""
     line = (f"estimate: {fmt.duration(total['seconds'])} on this device{unknown} ({total['source']}); "
@@ -312,15 +301,9 @@ def _print_splits(layouts: list[dict], evaluate_test: bool) -> None:
 
 def _print_plan(plan, force: bool, estimates=None, groups=None, *, as_json: bool = False,
                 splits=None) -> None:
-    from fembed_jax.catalog import param_counts
-    from fembed_jax.estimate import totals
-    from fembed_jax.train.plan import describe_result
-
     estimates, groups = estimates or {}, groups or []
     group_of = {exp_id: group[0] for group in groups for exp_id in group}
     if as_json:
-        import json
-
         keys = ("seconds", "source", "checkpoint_peak_bytes", "checkpoint_after_bytes",
                 "peak_memory_bytes", "gpu_seconds")
         rows = []
@@ -392,8 +375,6 @@ def _print_summary(summary) -> None:
     for error, exp_ids in by_error.items():
         err_console.print(f"  [red]{', '.join(exp_ids)}[/] failed: {escape(error)}", highlight=False)
     if summary.interrupted:
-        from fembed_jax.train.group import NOTHING_NEW
-
         where = "; ".join(f"{exp_id} {position}" for exp_id, position in summary.positions.items())
         saved = any(position != NOTHING_NEW for position in summary.positions.values())
         console.print(f"[yellow]stopped by {summary.signal_name}[/]: {where or summary.interrupted}; "
@@ -413,7 +394,6 @@ class _Display:
     in training (a group trains several at once). Elsewhere (a log file, a pipe, a batch job),
     where rich draws nothing live: one line per experiment in training every LOG_EVERY_S.
     -q: neither, nor the notes; results, failures and what a stop request does still print."""
-
     def __init__(self, total: int, *, quiet: bool = False, live: bool | None = None):
         self.quiet = quiet
         self.live = console.is_terminal if live is None else live

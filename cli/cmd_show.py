@@ -10,10 +10,13 @@ from rich.table import Table
 
 from fembed_jax.catalog import param_counts
 from fembed_jax.config import ExperimentConfig
-from fembed_jax.config_diff import differences_from_defaults
+from fembed_jax.config_diff import differences_from_defaults, flatten
+from fembed_jax.grids import to_toml
 
 from .common import (LEGACY_SUFFIX, UsageError, console, experiment_or_usage_error, guarded,
                      registry_from_args, split_legacy)
+from .paths import outputs_dir
+from .results_view import LEGACY_LABEL, print_record, print_results, stored
 
 
 def register(subparsers) -> None:
@@ -49,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
         print(registry_entry(cfg, dict(registry.defaults)), end="")
         return 0
     if args.json:
-        from .results_view import stored
-
         queued, result, history = stored(cfg, args)
         print(json.dumps({"id": cfg.exp_id, "config": cfg.to_dict(), "config_hash": cfg.config_hash,
                           "params": params,
@@ -78,11 +79,7 @@ def run(args: argparse.Namespace) -> int:
 def _show_legacy(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     """The legacy record of ``cfg``: the fields where what the original ran differs from the
     registry's config, and its metrics."""
-    from fembed_jax.config_diff import flatten
     from fembed_jax.legacy import legacy_record
-
-    from .paths import outputs_dir
-    from .results_view import LEGACY_LABEL, print_record, stored
 
     _, result, _ = stored(cfg, args)
     record = legacy_record(result, outputs_dir(args, registry_from_args(args).path), cfg.exp_id)
@@ -113,13 +110,9 @@ def _show_legacy(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
 
 def registry_entry(cfg: ExperimentConfig, defaults: dict) -> str:
     """A [[experiments]] table that loads back to ``cfg`` under the same [defaults]."""
-    from fembed_jax.grids import to_toml
-
     return to_toml({"id": cfg.exp_id, "priority": cfg.priority, "tier": cfg.tier,
                     "description": cfg.description, **differences_from_defaults(cfg, defaults)})
 
 
 def _print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
-    from .results_view import print_results
-
     print_results(cfg, args)

@@ -9,7 +9,9 @@ import time
 from rich.markup import escape
 from rich.table import Table
 
-from fembed_jax.report import fmt
+from fembed_jax import fmt
+from fembed_jax.estimate import queue_eta
+from fembed_jax.liveness import shown_state
 
 from .common import UsageError, console, guarded, registry_from_args
 from .paths import add_path_options, outputs_dir
@@ -37,8 +39,6 @@ def register(subparsers) -> None:
 
 @guarded
 def run(args: argparse.Namespace) -> int:
-    from fembed_jax.estimate import queue_eta
-    from fembed_jax.liveness import shown_state
     from fembed_jax.store import DB_FILENAME, RunStore
 
     if args.results < 0:

@@ -16,6 +16,7 @@ from rich.markup import escape
 from fembed_jax.registry import Registry, RegistryError, load_registry
 
 from .errors import UsageError  # the commands import it from here
+from .paths import registry_path
 
 # Piped or captured output is never hard-wrapped: a wrapped path or message is unreadable and
 # unsearchable (rich would wrap at 80 columns). Tables render at their natural width there;
@@ -54,8 +55,6 @@ def debug_enabled(args: argparse.Namespace | None = None) -> bool:
 
 
 def registry_from_args(args: argparse.Namespace) -> Registry:
-    from .paths import registry_path
-
     try:
         return load_registry(registry_path(args))
     except RegistryError as exc:
@@ -125,7 +124,6 @@ def _error_line(exc: BaseException) -> tuple[str, int]:
 def guarded(run):
     """Decorator for run(args): bad input (UsageError, DataError) -> one line on stderr, exit 2;
     a store or OS failure -> one line, exit 1. --debug shows the traceback instead."""
-
     def wrapper(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             if not getattr(args, "verbose", False):

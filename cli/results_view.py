@@ -8,11 +8,11 @@ import datetime as dt
 from rich.table import Table
 
 from fembed_jax.config import ExperimentConfig
-from fembed_jax.report.fmt import num
+from fembed_jax.fmt import num
+from fembed_jax.train.plan import describe_result
 
 from .common import LEGACY_SUFFIX, console, registry_from_args
 from .paths import outputs_dir
-
 
 LEGACY_LABEL = "legacy record (original system, 1 seed, final-epoch weights)"
 
@@ -46,7 +46,6 @@ def print_results(cfg: ExperimentConfig, args: argparse.Namespace) -> None:
         console.print("No results yet.")
         return
     record = result["record"]
-    from fembed_jax.train.plan import describe_result
 
     label = LEGACY_LABEL if result.get("legacy") else (
         f"{describe_result(result)}, selection '{record.get('selection')}'")
@@ -92,8 +91,6 @@ def print_record(label: str, record: dict) -> None:
 
 
 def _print_history(history: list[dict]) -> None:
-    from fembed_jax.train.plan import describe_result
-
     if not history:
         return
     table = Table(header_style="bold", title=f"earlier runs, replaced ({len(history)})", title_justify="left")

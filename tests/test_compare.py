@@ -11,7 +11,7 @@ from fembed_jax.config_diff import MISSING, config_differences, flatten
 from fembed_jax.cli.main import main
 from fembed_jax.predictions import load_predictions
 from fembed_jax.report.collect import scored_predictions
-from fembed_jax.report import fmt
+from fembed_jax import fmt
 from test_report import make_tiny_project
 
 

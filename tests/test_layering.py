@@ -54,6 +54,76 @@ def test_fembed_list_does_not_load_jax(tmp_path):
     assert "NO-JAX" in second.stderr, second.stderr
 
 
+def test_the_command_line_starts_without_numpy_pandas_or_jax():
+    """Building the parser imports every command module: `fembed --help`, `list` and `status`
+    start in ~0.15 s because none of them imports numpy, pandas or jax at the top (0.65 s when a
+    module-level import of the report package pulled pandas in)."""
+    code = ("import sys\nfrom fembed_jax.cli.main import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in ('numpy', 'pandas', 'jax', 'textual') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+# Loading any of these is what makes an import worth deferring into the function that needs it.
+HEAVY = ("numpy", "pandas", "jax", "textual", "matplotlib", "sklearn", "orbax")
+# Optional dependencies, imported where used so fembed works without them; and the one import
+# that would be circular at the top (completion builds the parser main builds from it).
+DEFERRED_ANYWAY = {"shtab", "ray", "fembed_jax.cli.main"}
+
+
+def _local_imports(folder: str, package: str) -> dict[str, list[str]]:
+    """Module -> the places (file:line) that import it inside a function, in one folder."""
+    out: dict[str, list[str]] = {}
+    for path in sorted((ROOT / folder).glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for sub in ast.walk(node):
+                names = []
+                if isinstance(sub, ast.Import):
+                    names = [a.name for a in sub.names]
+                elif isinstance(sub, ast.ImportFrom):
+                    base = sub.module or ""
+                    if sub.level:
+                        base = package + (f".{base}" if base else "")
+                    names = [f"{base}.{a.name}" for a in sub.names]  # a submodule, or a name in base
+                    names = [n if _is_module(n) else base for n in names]
+                for name in names:
+                    out.setdefault(name, []).append(f"{folder}/{path.name}:{sub.lineno}")
+    return out
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def test_commands_defer_only_the_imports_that_are_heavy():
+    """An import inside a function of cli/ or tui/ is there to keep start-up light, so it must
+    load something heavy; a cheap one belongs at the top of the file, where readers look."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = {**_local_imports("cli", "fembed_jax.cli")}
+    for name, places in _local_imports("tui", "fembed_jax.tui").items():
+        local.setdefault(name, []).extend(places)
+    candidates = sorted(n for n in local if n not in DEFERRED_ANYWAY and n.split(".")[0] not in HEAVY)
+
+    def loads_heavy(name: str) -> bool:
+        code = f"import sys, {name}; print(any(m in sys.modules for m in {HEAVY!r}))"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        return result.stdout.strip() == "True"
+
+    with ThreadPoolExecutor(2) as pool:
+        heavy = dict(zip(candidates, pool.map(loads_heavy, candidates)))
+    cheap = {name: local[name] for name, is_heavy in heavy.items() if not is_heavy}
+    assert not cheap, f"cheap modules imported inside functions (move them to the top): {cheap}"
+
+
 def test_nothing_turns_ray_authentication_off():
     """`--backend ray` reports RAY_AUTH_MODE and never sets it (a cluster without it runs any
     job anyone on the network submits)."""

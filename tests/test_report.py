@@ -26,7 +26,7 @@ from fembed_jax.data.splits import report_mask
 from fembed_jax.report.collect import scored_predictions
 from fembed_jax.registry import load_registry
 from fembed_jax.report import SECTIONS, collect, render, write_report
-from fembed_jax.report import fmt
+from fembed_jax import fmt
 from fembed_jax.report.frame import COLUMNS
 from fembed_jax.report.multiplicity import holm
 from fembed_jax.store import RunStore

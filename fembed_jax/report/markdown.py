@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from fembed_jax.data.splits import SELECTION_BLOCK
-from fembed_jax.report import findings, fmt, ranking, tables
+from fembed_jax import fmt
+from fembed_jax.report import findings, ranking, tables
 from fembed_jax.report.baselines import LOGISTIC_C
 from fembed_jax.report.collect import ReportData
 from fembed_jax.report.data_identity import describe_data

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fembed_jax import metrics
-from fembed_jax.report import fmt
+from fembed_jax import fmt
 from fembed_jax.report.baselines import Reference
 from fembed_jax.report.collect import Entry, ReportData
 from fembed_jax.report.judge import Comparison

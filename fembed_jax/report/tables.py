@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from fembed_jax import stats
-from fembed_jax.report import fmt
+from fembed_jax import fmt
 from fembed_jax.report.collect import Entry, ReportData
 
 CATEGORY_DESCRIPTIONS = {
