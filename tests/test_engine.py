@@ -219,3 +219,33 @@ def test_step_time_sizes_the_chunks(engine):
     assert fresh._chunk_steps() == 1
     fresh.steps_per_chunk = 5
     assert fresh._chunk_steps() == 5
+
+
+def test_a_compacted_program_keeps_the_live_rows_and_plans_their_epoch(engine):
+    """fit_group's program state: compacting to the live experiments takes their rows and
+    renumbers their slices; the epoch plan trains a live experiment's active seeds from its
+    own epoch and batch, and no row of one with no epoch left."""
+    from fembed_jax.train.early_stopping import StopState
+    from fembed_jax.train.fit import Member, _Program, _Track
+
+    rows = np.arange(5, dtype=np.float32)
+    program = _Program({"w": rows}, {"m": rows * 2}, {"w": rows * 3}, np.stack([rows, -rows], 1),
+                       {"a": rows * 4})
+    cfg = tiny_config(epochs=4)
+    gone, a, b = (_Track(Member(cfg, [1]), 0, 1, StopState.fresh(1), []),
+                  _Track(Member(cfg, [2, 3]), 1, 3, StopState.fresh(2), []),
+                  _Track(Member(cfg, [4, 5]), 3, 5, StopState.fresh(2), []))
+    small = program.compacted([a, b], engine)
+    assert small.n == 4 and [(t.lo, t.hi) for t in (a, b)] == [(0, 2), (2, 4)]
+    for tree, scale in ((small.params, 1), (small.opt_state, 2), (small.best, 3), (small.hparams, 4)):
+        np.testing.assert_array_equal(jax.tree.leaves(tree)[0], scale * np.arange(1, 5))
+    np.testing.assert_array_equal(np.asarray(small.keys)[:, 1], -np.arange(1, 5))
+    assert program.n == 5 and (gone.lo, gone.hi) == (0, 1)  # the rest is left as it was
+
+    a.next_epoch, a.start = 2, 3
+    a.stop.stopped[1] = True
+    b.next_epoch = 4  # no epoch left
+    plan = small.epoch_plan([a, b])
+    np.testing.assert_array_equal(plan.active, [True, False, False, False])
+    np.testing.assert_array_equal(plan.epochs, [2, 2, 0, 0])
+    np.testing.assert_array_equal(plan.start, [3, 3, 0, 0])

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -194,6 +194,87 @@ def _rows(tree, lo: int, hi: int):
     return jax.tree.map(lambda x: x[lo:hi], tree)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Program:
+    """The device state of one training program, stacked along the member axis: row k is one
+    seed of one experiment (a _Track owns the slice [lo, hi)), plus filler rows that pad the
+    axis to a multiple of the device count. The loop replaces it rather than editing it (an
+    epoch trained, best weights selected, a restore, a compaction each make a new one), so a
+    program held on to, such as the one an epoch began from, stays what it was."""
+
+    params: Any
+    opt_state: Any
+    best: Any  # per row: the params of its best epoch so far
+    keys: Any  # (n, 2) raw keys
+    hparams: dict  # loss hyperparameters, (n,) each
+
+    @property
+    def n(self) -> int:
+        return self.keys.shape[0]
+
+    @classmethod
+    def fresh(cls, members: Sequence[Member], engine: Engine, poll: Callable[[], None]) -> _Program:
+        """Every seed of `members` in order, freshly initialised with its own hyperparameters,
+        then filler copies of the last seed (raises StopWaiting when a stop gives up on init)."""
+        seeds = [s for m in members for s in m.seeds]
+        pad = (-len(seeds)) % engine.num_devices
+        owners = [m for m in members for _ in m.seeds] + [members[-1]] * pad
+        keys = engine.shard(seed_keys(seeds + [seeds[-1]] * pad))
+        hparams = engine.member_hparams([loss_hparams_of(m.cfg) for m in owners], len(owners))
+        params, opt_state = engine.init(keys, learning_rates=[m.cfg.learning_rate for m in owners],
+                                        weight_decays=[m.cfg.weight_decay for m in owners],
+                                        poll=poll)
+        return cls(params, opt_state, jax.tree.map(jnp.copy, params), keys, hparams)
+
+    def state_of(self, t: _Track, epoch: int) -> dict[str, Any]:
+        """`t`'s rows as its per-epoch checkpoint holds them."""
+        return state_tree(_rows(self.params, t.lo, t.hi), _rows(self.opt_state, t.lo, t.hi),
+                          _rows(self.best, t.lo, t.hi), self.keys[t.lo:t.hi], t.stop, epoch)
+
+    def host_rows(self, t: _Track) -> tuple:
+        """`t`'s (last params, best params) rows, copied to the host."""
+        return jax.device_get((_rows(self.params, t.lo, t.hi), _rows(self.best, t.lo, t.hi)))
+
+    def with_best(self, improved: np.ndarray) -> _Program:
+        """The rows that `improved` marks take their current params as their best."""
+        return dataclasses.replace(self, best=select_members(improved, self.params, self.best))
+
+    def epoch_plan(self, live: Sequence[_Track]) -> _EpochPlan:
+        """What each row does in the next epoch: rows of experiments with epochs left train
+        their own next epoch from their own next batch, unless early stopping froze them;
+        filler rows and finished experiments do not train."""
+        active = np.zeros(self.n, bool)
+        epochs = np.zeros(self.n, np.int32)
+        start = np.zeros(self.n, np.int32)
+        for t in live:
+            if t.next_epoch < t.member.cfg.epochs:
+                active[t.lo:t.hi] = t.stop.active
+                epochs[t.lo:t.hi] = t.next_epoch
+                start[t.lo:t.hi] = t.start
+        return _EpochPlan(active, epochs, start)
+
+    def compacted(self, live: Sequence[_Track], engine: Engine) -> _Program:
+        """The rows of the `live` experiments only, in a program of their size (padded to the
+        device count with inactive copies of the last row); their slices are renumbered."""
+        rows = [k for t in live for k in range(t.lo, t.hi)]
+        rows += [rows[-1]] * ((-len(rows)) % engine.num_devices)
+        lo = 0
+        for t in live:
+            t.lo, t.hi, lo = lo, lo + (t.hi - t.lo), lo + (t.hi - t.lo)
+        index = jnp.asarray(rows)
+        take = lambda tree: engine.shard(jax.tree.map(lambda x: jnp.asarray(x)[index], tree))  # noqa: E731
+        return _Program(take(self.params), take(self.opt_state), take(self.best), take(self.keys),
+                        take(self.hparams))
+
+
+class _EpochPlan(NamedTuple):
+    """Per row of a program, for one epoch (engine.train_epoch's arguments)."""
+
+    active: np.ndarray  # (n,) bool: trains this epoch
+    epochs: np.ndarray  # (n,) int32: its epoch number (its shuffle and dropout derive from it)
+    start: np.ndarray  # (n,) int32: its first batch (> 0 when resumed inside the epoch)
+
+
 def fit(cfg: ExperimentConfig, data: DeviceData, seeds: list[int], *,
         checkpointer=None,
         on_epoch: Callable[[EpochReport], None] | None = None,
@@ -235,29 +316,14 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     """
     engine = engine or Engine(members[0].cfg, data, devices=devices, steps_per_chunk=steps_per_chunk)
     stopper = _Stopper(should_stop)
-    seeds = [s for m in members for s in m.seeds]
-    pad = (-len(seeds)) % engine.num_devices  # filler members so the axis splits over devices
-    all_seeds = seeds + [seeds[-1]] * pad
-    n = len(all_seeds)
-    owner = [i for i, m in enumerate(members) for _ in m.seeds] + [len(members) - 1] * pad
-    keys = engine.shard(seed_keys(all_seeds))
-    hp = [loss_hparams_of(members[i].cfg) for i in owner]
-    hparams = engine.member_hparams(hp, n)
     try:
-        params, opt_state = engine.init(keys, learning_rates=[members[i].cfg.learning_rate for i in owner],
-                                        weight_decays=[members[i].cfg.weight_decay for i in owner],
-                                        poll=stopper.poll)
+        program = _Program.fresh(members, engine, stopper.poll)
     except StopWaiting:  # stopped while compiling: nothing trained, nothing to save
         raise Interrupted({}, engine.n_batches) from None
-    best = jax.tree.map(jnp.copy, params)
-
-    tracks, lo = [], 0
-    for m in members:
-        tracks.append(_Track(m, lo, lo + len(m.seeds), StopState.fresh(len(m.seeds)), [],
-                             started=time.monotonic(), home=(lo, lo + len(m.seeds))))
-        lo += len(m.seeds)
-    params, opt_state, best = _restore(tracks, params, opt_state, best, keys, engine)
-    full_n, full_hparams = n, hparams
+    tracks = _tracks_of(members)
+    program = _restore(tracks, program, engine)
+    # The final evaluation scores every experiment in its rows of this first, full program.
+    full_n, full_hparams = program.n, program.hparams
     compact = engine.platform == "cpu"
     live = list(tracks)
 
@@ -269,92 +335,29 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     select_windows = None if select.all() else select
     paced = False
     while True:
-        leaving = [t for t in live if t.finished]
-        if compact and leaving and len(leaving) < len(live):
-            for t in leaving:
-                t.parked = jax.device_get((_rows(params, t.lo, t.hi), _rows(best, t.lo, t.hi)))
-            live = [t for t in live if not t.finished]
-            params, opt_state, best, keys, hparams = _compacted(live, engine, params, opt_state,
-                                                                best, keys, hparams)
-            n = keys.shape[0]
-        active = np.zeros(n, bool)
-        epochs = np.zeros(n, np.int32)
-        start = np.zeros(n, np.int32)
-        for t in live:
-            if t.next_epoch < t.member.cfg.epochs:
-                active[t.lo:t.hi] = t.stop.active
-                epochs[t.lo:t.hi] = t.next_epoch
-                start[t.lo:t.hi] = t.start
-        if not active.any():
+        if compact:
+            live, program = _leave_finished(live, program, engine)
+        plan = program.epoch_plan(live)
+        if not plan.active.any():
             break
         t0 = time.monotonic()
-        between = functools.partial(_between, tracks, live, active, engine, stopper, best, keys)
-        params, opt_state, losses = engine.train_epoch(
-            params, opt_state, keys, epochs, active, hparams, start=start,
-            losses=_resumed_losses(live, n, engine), between=between, poll=stopper.poll,
-            per_batch=True)
-        faults.hit("fit.epoch_trained")
+        program, losses = _train_epoch(tracks, live, plan, program, engine, stopper)
         if on_pace is not None and not paced:
             paced = True
-            on_pace(engine, n)
-        try:
-            probs, val_loss = engine.evaluate(params, "val", hparams, poll=stopper.poll,
-                                              windows=select_windows)
-        except StopWaiting:  # the epoch is trained, not evaluated: that is its position
-            between(np.full(n, engine.n_batches), params, opt_state, losses)
-            raise
-        train_loss = np.asarray(engine.mean_loss(losses))
-        improved = np.zeros(n, bool)
-        reports = []
-        for t in live:
-            trained = active[t.lo:t.hi].copy()
-            if not trained.any():
-                continue
-            cfg, epoch = t.member.cfg, t.next_epoch
-            aucs = [safe_auc(select_labels, probs[k]) for k in range(t.lo, t.hi)]
-            tl, vl = train_loss[t.lo:t.hi], val_loss[t.lo:t.hi]
-            up = t.stop.update(epoch, cfg.early_stop_metric, aucs, vl, tl, cfg.patience, cfg.min_delta)
-            improved[t.lo:t.hi] = up & trained
-            # A seed that did not train this epoch has no train loss (its weights are its best).
-            t.history.append({"epoch": epoch, "trained": trained.tolist(),
-                              "train_loss": [float(x) if tr else None for x, tr in zip(tl, trained)],
-                              "val_loss": vl.tolist(), "val_auc": aucs})
-            t.next_epoch += 1
-            t.start, t.losses = 0, None
-            if t.next_epoch >= cfg.epochs:
-                t.stop.finish(epoch)
-            reports.append((t, EpochReport(epoch, tl, vl, aucs, trained, improved[t.lo:t.hi], t.stop,
-                                           time.monotonic() - t0)))
-        best = select_members(improved, params, best)
-        for t, report in reports:
-            # Report before checkpointing: a crash in between re-runs this epoch (same numbers)
-            # instead of leaving a checkpointed epoch the run store never heard of.
-            if t.member.on_epoch is not None:
-                t.member.on_epoch(report)
-            if t.member.checkpointer is not None:
-                state = state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
-                                    _rows(best, t.lo, t.hi), keys[t.lo:t.hi], t.stop, report.epoch)
-                faults.hit("fit.before_checkpoint")
-                meta = {"history": t.history, "seeds": t.member.seeds}
-                t.member.checkpointer.save(report.epoch, state, meta)
-                if t.finished and t.member.keep == "best":
-                    # What the runner keeps once the result is recorded (it frees the rest).
-                    _save_selected(t, state, meta)
-            faults.hit("fit.epoch_done")
+            on_pace(engine, program.n)
+        probs, val_loss = _validate(tracks, live, plan, program, losses, engine, stopper,
+                                    select_windows)
+        improved, reports = _judge(live, plan, np.asarray(engine.mean_loss(losses)), probs,
+                                   val_loss, select_labels, t0)
+        program = program.with_best(improved)
+        _report_and_checkpoint(reports, program)
         if stopper() and any(not t.finished for t in live):
-            raise Interrupted({t.member.cfg.exp_id: (t.next_epoch - 1, None) for t in tracks},
-                              engine.n_batches)
+            raise Interrupted(_after_epochs(tracks), engine.n_batches)
 
+    _save_selected_left(tracks, program)
     # Every experiment's selected weights back in their places of the first program, which
     # scores them all at once.
-    for t in tracks:  # finished before this run (resumed from its last epoch): save them now
-        if t.member.keep == "best" and t.member.checkpointer is not None and not t.selected_saved:
-            last, best_rows = t.parked if t.parked is not None else jax.device_get(
-                (_rows(params, t.lo, t.hi), _rows(best, t.lo, t.hi)))
-            _save_selected(t, {"params": last, "best_params": best_rows, "stop": t.stop.to_tree(),
-                               "epoch": np.int32(t.next_epoch - 1)},
-                           {"history": t.history, "seeds": t.member.seeds})
-    selected = _selected(tracks, params, best, full_n, engine)
+    selected = _selected(tracks, program, full_n, engine)
     try:
         val_probs, _ = engine.evaluate(selected, "val", full_hparams, poll=stopper.poll)
         test = None
@@ -362,15 +365,129 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
             test = (engine.evaluate(selected, "test", full_hparams, poll=stopper.poll)[0],
                     np.asarray(data.labels["test"]))
     except StopWaiting:  # every epoch is checkpointed: a rerun only evaluates
-        raise Interrupted({t.member.cfg.exp_id: (t.next_epoch - 1, None) for t in tracks},
-                          engine.n_batches) from None
+        raise Interrupted(_after_epochs(tracks), engine.n_batches) from None
     return [_result(t, val_probs[:, scored], val_labels[scored], test, val_probs) for t in tracks]
 
 
-def _between(tracks, live, active, engine, stopper, best, keys, steps, params, opt_state,
+def _tracks_of(members: Sequence[Member]) -> list[_Track]:
+    """A fresh track per member, owning its seeds' consecutive rows of the first program."""
+    tracks, lo = [], 0
+    for m in members:
+        tracks.append(_Track(m, lo, lo + len(m.seeds), StopState.fresh(len(m.seeds)), [],
+                             started=time.monotonic(), home=(lo, lo + len(m.seeds))))
+        lo += len(m.seeds)
+    return tracks
+
+
+def _after_epochs(tracks) -> dict[str, tuple[int, None]]:
+    """Interrupted's positions when every experiment stands after its last epoch trained."""
+    return {t.member.cfg.exp_id: (t.next_epoch - 1, None) for t in tracks}
+
+
+def _leave_finished(live, program: _Program, engine: Engine) -> tuple[list, _Program]:
+    """The live experiments and their program once those that finished have left it (their
+    last and best weights parked on the host for the final evaluation). The last ones to
+    finish stay: the loop then ends, and there is nothing smaller to compile."""
+    leaving = [t for t in live if t.finished]
+    if not leaving or len(leaving) == len(live):
+        return live, program
+    for t in leaving:
+        t.parked = program.host_rows(t)
+    live = [t for t in live if not t.finished]
+    return live, program.compacted(live, engine)
+
+
+def _train_epoch(tracks, live, plan: _EpochPlan, program: _Program, engine: Engine,
+                 stopper: _Stopper):
+    """`program` after one epoch of its active rows, and the epoch's (n, n_batches) per-batch
+    losses. Between chunks, positions are reported (and saved on a stop: _between)."""
+    between = functools.partial(_between, tracks, live, plan.active, engine, stopper, program)
+    params, opt_state, losses = engine.train_epoch(
+        program.params, program.opt_state, program.keys, plan.epochs, plan.active,
+        program.hparams, start=plan.start, losses=_resumed_losses(live, program.n, engine),
+        between=between, poll=stopper.poll, per_batch=True)
+    faults.hit("fit.epoch_trained")
+    return dataclasses.replace(program, params=params, opt_state=opt_state), losses
+
+
+def _validate(tracks, live, plan: _EpochPlan, program: _Program, losses, engine: Engine,
+              stopper: _Stopper, windows):
+    """(n, windows) validation probabilities and (n,) loss of the epoch just trained. A stop
+    that gives up on them saves the epoch as trained, not evaluated: its position is then its
+    last batch, and a resumed run only evaluates it."""
+    try:
+        return engine.evaluate(program.params, "val", program.hparams, poll=stopper.poll,
+                               windows=windows)
+    except StopWaiting:
+        _between(tracks, live, plan.active, engine, stopper, program,
+                 np.full(program.n, engine.n_batches), program.params, program.opt_state, losses)
+        raise
+
+
+def _judge(live, plan: _EpochPlan, train_loss, probs, val_loss, select_labels,
+           t0: float) -> tuple[np.ndarray, list]:
+    """Early stopping and history of each experiment that trained this epoch, which then moves
+    on to its next epoch. Returns the (n,) rows that improved (their weights become their
+    best) and each such experiment's (track, EpochReport)."""
+    improved = np.zeros(plan.active.shape[0], bool)
+    reports = []
+    for t in live:
+        trained = plan.active[t.lo:t.hi].copy()
+        if not trained.any():
+            continue
+        cfg, epoch = t.member.cfg, t.next_epoch
+        aucs = [safe_auc(select_labels, probs[k]) for k in range(t.lo, t.hi)]
+        tl, vl = train_loss[t.lo:t.hi], val_loss[t.lo:t.hi]
+        up = t.stop.update(epoch, cfg.early_stop_metric, aucs, vl, tl, cfg.patience, cfg.min_delta)
+        improved[t.lo:t.hi] = up & trained
+        # A seed that did not train this epoch has no train loss (its weights are its best).
+        t.history.append({"epoch": epoch, "trained": trained.tolist(),
+                          "train_loss": [float(x) if tr else None for x, tr in zip(tl, trained)],
+                          "val_loss": vl.tolist(), "val_auc": aucs})
+        t.next_epoch += 1
+        t.start, t.losses = 0, None
+        if t.next_epoch >= cfg.epochs:
+            t.stop.finish(epoch)
+        reports.append((t, EpochReport(epoch, tl, vl, aucs, trained, improved[t.lo:t.hi], t.stop,
+                                       time.monotonic() - t0)))
+    return improved, reports
+
+
+def _report_and_checkpoint(reports, program: _Program) -> None:
+    """Each experiment's epoch report, then its checkpoint (and once it finished, with
+    Member.keep == "best", its selected weights apart: what the runner keeps once the result is
+    recorded, when it frees the rest). Reported first: a crash in between re-runs this epoch
+    (same numbers) instead of leaving a checkpointed epoch the run store never heard of."""
+    for t, report in reports:
+        if t.member.on_epoch is not None:
+            t.member.on_epoch(report)
+        if t.member.checkpointer is not None:
+            state = program.state_of(t, report.epoch)
+            faults.hit("fit.before_checkpoint")
+            meta = {"history": t.history, "seeds": t.member.seeds}
+            t.member.checkpointer.save(report.epoch, state, meta)
+            if t.finished and t.member.keep == "best":
+                _save_selected(t, state, meta)
+        faults.hit("fit.epoch_done")
+
+
+def _save_selected_left(tracks, program: _Program) -> None:
+    """Save the selected weights of the experiments that finished before this run (resumed
+    from their last epoch) and have none saved apart yet."""
+    for t in tracks:
+        if t.member.keep == "best" and t.member.checkpointer is not None and not t.selected_saved:
+            last, best_rows = t.parked if t.parked is not None else program.host_rows(t)
+            _save_selected(t, {"params": last, "best_params": best_rows, "stop": t.stop.to_tree(),
+                               "epoch": np.int32(t.next_epoch - 1)},
+                           {"history": t.history, "seeds": t.member.seeds})
+
+
+def _between(tracks, live, active, engine, stopper, program: _Program, steps, params, opt_state,
              losses) -> None:
     """After a chunk that did not end the epoch: report each experiment's step; on a stop
-    request, checkpoint every position that moved and raise Interrupted.
+    request, checkpoint every position that moved and raise Interrupted. `params`, `opt_state`
+    and `losses` are those of the epoch in progress; `program` the state the epoch began from
+    (its best weights and keys do not change within an epoch).
 
     Also called with the state from before a chunk that a stop gave up on (StopWaiting), while
     that chunk may still run: a new device computation would queue behind it, so the state is
@@ -391,7 +508,7 @@ def _between(tracks, live, active, engine, stopper, best, keys, steps, params, o
             continue  # nothing trained since its checkpoint (e.g. stopped while compiling)
         report(t)  # "saving the position inside epoch ..."
         if host is None:
-            host = jax.device_get((params, opt_state, best, keys, losses))
+            host = jax.device_get((params, opt_state, program.best, program.keys, losses))
         h_params, h_opt, h_best, h_keys, h_losses = (_rows(x, t.lo, t.hi) for x in host)
         state = state_tree(h_params, h_opt, h_best, h_keys, t.stop, t.next_epoch)
         state["position"] = _position_tree(step, h_losses)
@@ -399,7 +516,7 @@ def _between(tracks, live, active, engine, stopper, best, keys, steps, params, o
             "history": t.history, "seeds": t.member.seeds,
             "position": {"step": step, "steps": engine.n_batches}})
         faults.hit("fit.position_saved")
-    positions = {t.member.cfg.exp_id: (t.next_epoch - 1, None) for t in tracks}
+    positions = _after_epochs(tracks)
     positions.update({t.member.cfg.exp_id: (t.next_epoch, int(steps[t.lo])) for t in training
                       if steps[t.lo] > 0})
     raise Interrupted(positions, engine.n_batches)
@@ -425,20 +542,7 @@ def _resumed_losses(live, n, engine):
     return engine.shard(losses)
 
 
-def _compacted(live, engine, params, opt_state, best, keys, hparams):
-    """The state of the `live` experiments only, in a program of their size (padded to the
-    device count with inactive copies of the last row); their slices are renumbered."""
-    rows = [k for t in live for k in range(t.lo, t.hi)]
-    rows += [rows[-1]] * ((-len(rows)) % engine.num_devices)
-    lo = 0
-    for t in live:
-        t.lo, t.hi, lo = lo, lo + (t.hi - t.lo), lo + (t.hi - t.lo)
-    index = jnp.asarray(rows)
-    take = lambda tree: engine.shard(jax.tree.map(lambda x: jnp.asarray(x)[index], tree))  # noqa: E731
-    return take(params), take(opt_state), take(best), take(keys), take(hparams)
-
-
-def _restore(tracks, params, opt_state, best, keys, engine):
+def _restore(tracks, program: _Program, engine) -> _Program:
     """Load each experiment's latest intact checkpoint into its slice of the member axis.
 
     Three kinds: the end of an epoch (resume at the next one), a position inside an epoch
@@ -450,8 +554,7 @@ def _restore(tracks, params, opt_state, best, keys, engine):
     for t in tracks:
         if t.member.checkpointer is None:
             continue
-        template = state_tree(_rows(params, t.lo, t.hi), _rows(opt_state, t.lo, t.hi),
-                               _rows(best, t.lo, t.hi), keys[t.lo:t.hi], t.stop, 0)
+        template = program.state_of(t, 0)
 
         def target(meta, template=template, k=t.hi - t.lo):
             if not meta.get("position"):
@@ -467,8 +570,9 @@ def _restore(tracks, params, opt_state, best, keys, engine):
         stop = StopState.from_tree(state["stop"])
         if selected_only and stop.active.any():  # cannot happen: saved once every seed stopped
             continue
-        if host is None:
-            host = jax.tree.map(np.array, jax.device_get((params, opt_state, best)))  # writable copies
+        if host is None:  # writable copies
+            host = jax.tree.map(np.array, jax.device_get((program.params, program.opt_state,
+                                                          program.best)))
         parts = ((state["params"], state["opt_state"], state["best_params"]) if not selected_only
                  else (state[selected_key(t.member.cfg)], None, state[selected_key(t.member.cfg)]))
         for tree, part in zip(host, parts):
@@ -485,14 +589,15 @@ def _restore(tracks, params, opt_state, best, keys, engine):
             t.next_epoch, t.resumed_from = int(epoch) + 1, int(epoch)
         restored_any = True
     if not restored_any:
-        return params, opt_state, best
-    return tuple(engine.shard(jax.tree.map(np.asarray, tree)) for tree in host)
+        return program
+    params, opt_state, best = (engine.shard(jax.tree.map(np.asarray, tree)) for tree in host)
+    return dataclasses.replace(program, params=params, opt_state=opt_state, best=best)
 
 
-def _selected(tracks, params, best, n, engine):
+def _selected(tracks, program: _Program, n, engine):
     """(n, ...) selected weights ("best" or "last" per experiment) in the first program's order;
     filler rows repeat the last experiment's last row."""
-    live_params, live_best = jax.device_get((params, best))
+    live_params, live_best = jax.device_get((program.params, program.best))
     parts = []
     for t in tracks:
         last, best_rows = t.parked if t.parked is not None else (
