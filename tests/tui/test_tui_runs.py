@@ -79,9 +79,12 @@ async def test_an_unfinished_experiment_reruns_with_its_queued_seeds_and_epochs(
 async def test_runs_started_here_are_listed_reaped_and_stopped_with_k(
         filled_store, registry, fixture_clock, monkeypatch, tmp_path):
     real_start = launch.start
-    # A stand-in for `fembed run`: it waits to be stopped.
+    # A stand-in for `fembed run`: it waits to be stopped. Like fembed run it installs its own
+    # SIGINT handler: a child inherits an ignored SIGINT (a test suite started in the background
+    # by a shell), and the default handler is then never set.
     monkeypatch.setattr(launch, "start", lambda command, outputs: real_start(
-        [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path))
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "time.sleep(120)"], tmp_path))
     app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock, scope="id:LF-05")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("R", "y")
