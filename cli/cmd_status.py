@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fembed_jax import fmt
-from fembed_jax.estimate import queue_eta
+from fembed_jax.estimate import epochs_of, queue_eta
 from fembed_jax.liveness import shown_state
 
 from .common import UsageError, console, guarded, registry_from_args
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     for row in rows:
         row["shown_state"], row["liveness"] = shown_state(row, now)
-        row["epochs_max"] = _epochs_of(row)
+        row["epochs_max"] = epochs_of(row) or None
     left = queue_eta(rows, last_epoch_at=last_epoch_at, now=now)
     for row in rows:
         row["eta_seconds"] = left.per_row.get(row["exp_id"])
@@ -126,14 +126,6 @@ def _experiment_json(row: dict, now: float) -> dict:
             "heartbeat_age_s": None if beat is None else round(now - beat, 1),
             "error": row.get("error"), "run_hash": row.get("run_hash"),
             "eta_seconds": row.get("eta_seconds")}
-
-
-def _epochs_of(row: dict) -> int | None:
-    """The epochs the queued config trains for (its config_json), None if unreadable."""
-    try:
-        return int(json.loads(row.get("config_json") or "{}")["epochs"])
-    except (ValueError, TypeError, KeyError):
-        return None
 
 
 def _pm(mean, std) -> str:

@@ -710,7 +710,7 @@ def eta_seconds(row: Mapping[str, Any], *, last_epoch_at: float | None = None, n
     known = cache["runs"].get(row.get("run_hash") or "")
     if not known or known.get("seconds_per_epoch") is None:
         return None
-    epochs = known.get("epochs") or _epochs_of(row)
+    epochs = known.get("epochs") or epochs_of(row)
     done = int(row.get("epochs_run") or 0)
     left = max(0, epochs - done) * known["seconds_per_epoch"]
     if done == 0:
@@ -723,7 +723,8 @@ def eta_seconds(row: Mapping[str, Any], *, last_epoch_at: float | None = None, n
     return max(0.0, left)
 
 
-def _epochs_of(row: Mapping[str, Any]) -> int:
+def epochs_of(row: Mapping[str, Any]) -> int:
+    """The epochs a store queue row's config trains for (its config_json); 0 if unreadable."""
     try:
         return int(json.loads(row.get("config_json") or "{}").get("epochs") or 0)
     except (ValueError, TypeError):
