@@ -293,7 +293,7 @@ class _Project:
                 continue
             if self.scope is not None and folder.name not in self.scope:
                 continue
-            targets.append(plan_folder(folder, rows.get(folder.name), folder.name in self.registry_ids,
+            targets.append(plan_folder(folder, rows.get(folder.name), folder.name in self.registry,
                                        self.args.keep, self.args.untracked, now))
         trash = self.checkpoints / TRASH_DIR
         if only is None and trash.is_dir() and any(trash.iterdir()):

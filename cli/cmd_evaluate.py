@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from fembed_jax import fmt, runtime
 from fembed_jax.config import ExperimentConfig
+from fembed_jax.folds import data_config_for
 from fembed_jax.train.plan import run_hash as compute_run_hash
 
 from .common import UsageError, console, fail, guarded, registry_from_args
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = ExperimentConfig(**config)
     except TypeError as exc:
         return fail(f"{args.exp_id}: the stored config cannot be rebuilt ({exc})")
-    data_config = data_config_from_args(args, registry)
+    data_config = data_config_for(cfg.exp_id, data_config_from_args(args, registry))  # a fold's dates
     if compute_run_hash(cfg, data_config) != queued["run_hash"]:
         raise UsageError(f"{args.exp_id}: the data differs from the run's (run hash "
                          f"{compute_run_hash(cfg, data_config)} vs {queued['run_hash']}); "

@@ -84,6 +84,11 @@ def register(subparsers) -> None:
     parser.add_argument("--chunk-steps", type=int, metavar="N",
                         help="training steps between two checks for Ctrl-C/SIGTERM (default: "
                              "about 5 seconds' worth, measured); results do not depend on it")
+    parser.add_argument("--folds", type=int, default=1, metavar="K",
+                        help="walk-forward folds: train each experiment on K consecutive "
+                             "validation/test periods, each on what precedes it (fold 1 = the "
+                             "registry's split, fold k = ID.foldk, one validation period earlier "
+                             "each); the report shows the spread across folds (default 1)")
     add_path_options(parser)
     parser.set_defaults(func=run)
 
@@ -109,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                          "uses the devices Ray gives it (see docs/scale-out.md)")
     if args.ray_cpus is not None and args.ray_cpus <= 0:
         raise UsageError(f"--ray-cpus must be positive, got {args.ray_cpus}")
-    for name in ("seeds", "epochs", "chunk_steps"):
+    for name in ("seeds", "epochs", "chunk_steps", "folds"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                          data_config=data_config_from_args(args, registry),
                          seeds=args.seeds, epochs=args.epochs, force=args.force,
                          evaluate_test=args.eval_test, group=args.group, devices=devices,
-                         keep=args.keep, chunk_steps=args.chunk_steps)
+                         keep=args.keep, chunk_steps=args.chunk_steps, folds=args.folds)
     from fembed_jax.store import DB_FILENAME, RunStore
 
     # The plan reads the store (if any) and writes nothing: bad data or a refused replace
@@ -282,8 +287,10 @@ def _total_line(estimates, groups) -> str:
 def _print_splits(layouts: list[dict], evaluate_test: bool) -> None:
     """One line per split layout the run trains on: where each split's decisions fall, and how
     the validation windows divide between early stopping and the reported metrics."""
+    folded = any(layout["fold"] > 1 for layout in layouts)
     for layout in layouts:
         train, val, test = layout["train"], layout["val"], layout["test"]
+        fold = f"fold {layout['fold']} " if folded else ""
         counts = f"{train['windows_min']:,}" + (
             f"–{train['windows_max']:,}" if train["windows_max"] != train["windows_min"] else "")
         if val["rule"] == "all":
@@ -292,7 +299,7 @@ def _print_splits(layouts: list[dict], evaluate_test: bool) -> None:
             use = f"early stopping on {val['selection']:,}, metrics on the other {val['report']:,}"
         held = "scored with --eval-test" if evaluate_test else "held out"
         console.print(
-            f"splits ({escape(layout['source'])}; {', '.join(layout['tiers'])}): "
+            f"splits {fold}({escape(layout['source'])}; {', '.join(layout['tiers'])}): "
             f"train {train['first_decision']}..{train['last_decision']} ({counts} windows) · "
             f"val {val['first_decision']}..{val['last_decision']} ({val['windows']:,} windows: {use}) · "
             f"test {test['first_decision']}..{test['last_decision']} ({test['windows']:,} windows, {held})",

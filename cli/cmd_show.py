@@ -11,11 +11,12 @@ from rich.table import Table
 from fembed_jax.catalog import param_counts
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.config_diff import differences_from_defaults, flatten
+from fembed_jax.folds import fold_data_config, split_fold
 from fembed_jax.grids import to_toml
 
 from .common import (LEGACY_SUFFIX, UsageError, console, experiment_or_usage_error, guarded,
                      registry_from_args, split_legacy)
-from .paths import outputs_dir
+from .paths import data_config_from_args, outputs_dir
 from .results_view import LEGACY_LABEL, print_record, print_results, stored
 
 
@@ -51,16 +52,23 @@ def run(args: argparse.Namespace) -> int:
     if args.toml:
         print(registry_entry(cfg, dict(registry.defaults)), end="")
         return 0
+    base, fold = split_fold(cfg.exp_id)
+    split = fold_data_config(data_config_from_args(args, registry), fold) if fold > 1 else None
     if args.json:
         queued, result, history = stored(cfg, args)
         print(json.dumps({"id": cfg.exp_id, "config": cfg.to_dict(), "config_hash": cfg.config_hash,
-                          "params": params,
+                          "params": params, "fold": fold,
+                          "fold_split": split and {k: getattr(split, k) for k in ("val_start", "test_start", "test_end")},
                           "differs_from_defaults": sorted(differences_from_defaults(cfg, dict(registry.defaults))),
                           "queue": queued, "result": result, "history": history}, indent=1, default=str))
         return 0
     console.print(f"[bold]{cfg.exp_id}[/]  {cfg.priority}  {cfg.tier} ({cfg.num_features} features)  "
                   f"{params:,} parameters  config {cfg.config_hash}")
     console.print(cfg.description, highlight=False)
+    if split is not None:
+        console.print(f"walk-forward fold {fold} of {base} (fembed run --folds): val from {split.val_start}, "
+                      f"test {split.test_start} to {split.test_end}; trained on every window before its val",
+                      highlight=False)
     diffs = differences_from_defaults(cfg, dict(registry.defaults))
     table = Table(header_style="bold", title="resolved config (* = differs from \\[defaults])",
                   title_justify="left")

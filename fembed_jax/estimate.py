@@ -654,7 +654,7 @@ def estimate_plan(plan: Sequence, options, *, measure_missing: bool = True,
     began = time.monotonic()
     for group in groups:
         cfgs = [item.cfg for item in group]
-        dataset = dataset_for(cfgs[0], options, datasets)
+        dataset = dataset_for(group[0], datasets)
         train_n, val_n = len(dataset.starts["train"]), len(dataset.starts["val"])
         members = sum(c.seeds for c in cfgs)
         members += (-members) % len(devices)

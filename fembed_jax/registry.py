@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fembed_jax import grids
+from fembed_jax.folds import split_fold
 from fembed_jax.config import CONFIG_FIELDS, SELECTION_RULES, ExperimentConfig, default_early_stop_metric
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -98,13 +99,17 @@ class Registry:
     defaults: Mapping[str, Any]
 
     def get(self, exp_id: str) -> ExperimentConfig:
+        """The experiment's config; a walk-forward fold's id ("FE-06.fold2", fembed_jax.folds)
+        gives its experiment's config under that id."""
+        base, fold = split_fold(exp_id)
         for cfg in self.experiments:
-            if cfg.exp_id == exp_id:
-                return cfg
+            if cfg.exp_id == base:
+                return cfg if fold == 1 else cfg.replace(exp_id=exp_id)
         raise KeyError(f"{self.path}: no experiment {exp_id!r}")
 
     def __contains__(self, exp_id: str) -> bool:
-        return any(cfg.exp_id == exp_id for cfg in self.experiments)
+        base = split_fold(exp_id)[0]
+        return any(cfg.exp_id == base for cfg in self.experiments)
 
     @property
     def priorities(self) -> list[str]:

@@ -50,6 +50,9 @@ class DataConfig:
     tier_files: optional {tier: file name} overrides inside tier_dir (default: the original's names).
     val_start, test_start: first calendar dates of the validation and test regions (snapped to
                 the next trading day).
+    test_end:   None (the test region runs to the end of the data) or the first calendar date
+                after it: a walk-forward fold's (fembed_jax.folds) test period ends where the next
+                fold's begins.
     cache_dir:  where built tiers are cached (None: $FEMBED_CACHE or <repo>/.cache/fembed-data).
     """
 
@@ -59,18 +62,23 @@ class DataConfig:
     tier_files: tuple[tuple[str, str], ...] = ()
     val_start: str = "2015-01-01"
     test_start: str = "2017-01-01"
+    test_end: str | None = None
     cache_dir: str | None = None
 
     def __post_init__(self):
         where = "DataConfig"
-        for name in ("val_start", "test_start"):
+        for name in ("val_start", "test_start", "test_end"):
             value = getattr(self, name)
+            if value is None and name == "test_end":
+                continue
             try:
                 pd.Timestamp(value)
             except (ValueError, TypeError) as exc:
                 raise DataError(f"{where}: {name}={value!r} is not a date ({exc})") from None
         if pd.Timestamp(self.val_start) >= pd.Timestamp(self.test_start):
             raise DataError(f"{where}: val_start {self.val_start} must be before test_start {self.test_start}")
+        if self.test_end is not None and pd.Timestamp(self.test_start) >= pd.Timestamp(self.test_end):
+            raise DataError(f"{where}: test_start {self.test_start} must be before test_end {self.test_end}")
         if isinstance(self.tier_files, Mapping):
             object.__setattr__(self, "tier_files", tuple(sorted(self.tier_files.items())))
         for tier, _ in self.tier_files:
@@ -125,7 +133,7 @@ class DataConfig:
                     raise DataError(f"{source_file}: [data] tier_files must be a table of tier = \"file name\"")
                 kwargs[key] = tuple(sorted(value.items()))
                 continue
-            if hasattr(value, "isoformat") and key in ("val_start", "test_start"):
+            if hasattr(value, "isoformat") and key in ("val_start", "test_start", "test_end"):
                 value = value.isoformat()  # TOML dates arrive as datetime.date
             if value is not None and not isinstance(value, str):
                 raise DataError(f"{source_file}: [data] {key} must be a string, got {type(value).__name__}")

@@ -82,6 +82,7 @@ def dataset_from_frame(
     context_length: int = 80,
     where: str | None = None,
     notes: tuple[str, ...] = (),
+    test_end=None,
 ) -> Dataset:
     """Labels, splits and the float32 matrix of a tier frame (Date, OHLCV, features)."""
     check_task(task, horizon)
@@ -90,7 +91,7 @@ def dataset_from_frame(
     where = where or source_id
     dates = frame["Date"].to_numpy().astype("datetime64[D]")
     all_labels = decision_labels(frame["High"].to_numpy(), frame["Close"].to_numpy(), task, horizon)
-    starts = split_starts(dates, val_start, test_start, context_length + horizon, f"{where} [{tier}]")
+    starts = split_starts(dates, val_start, test_start, context_length + horizon, f"{where} [{tier}]", test_end)
     labels = {}
     for split, idx in starts.items():
         y = all_labels[idx + context_length - 1]
@@ -139,5 +140,5 @@ def load_dataset(
     where = str(tf.path) if cfg.tier_dir is not None else tf.source_id.split("|")[0]
     return dataset_from_frame(
         tf.frame, tier, tf.feature_names, tf.source_id, cfg.val_start, cfg.test_start,
-        task, horizon, context_length, where, tf.notes,
+        task, horizon, context_length, where, tf.notes, cfg.test_end,
     )

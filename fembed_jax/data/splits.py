@@ -6,7 +6,8 @@ context, then the label day(s). It belongs to a region only if the whole span li
     train: i = 0 .. v - span        val: i = v .. s - span        test: i = s .. n - span
 
 where v, s are the first rows on/after val_start and test_start (boundary dates are snapped to
-the next trading day) and n is the number of rows. For span 81 this is the spec's
+the next trading day) and n is the number of rows, or the first row on/after test_end when one is
+given (a walk-forward fold's test period, fembed_jax.folds). For span 81 this is the spec's
 train i = 0..v-81, val i = v..s-81, test i = s..n-81.
 """
 
@@ -32,26 +33,30 @@ class Boundaries:
     test_date: pd.Timestamp
 
 
-def boundaries(dates: np.ndarray, val_start, test_start, where: str) -> Boundaries:
+def boundaries(dates: np.ndarray, val_start, test_start, where: str, test_end=None) -> Boundaries:
     dates = np.asarray(dates).astype("datetime64[ns]")
     n = dates.size
+    if test_end is not None:  # rows from test_end on belong to no split
+        n = int(np.searchsorted(dates, np.datetime64(pd.Timestamp(test_end), "ns"), side="left"))
     vs, ts = pd.Timestamp(val_start), pd.Timestamp(test_start)
     if vs >= ts:
         raise DataError(f"{where}: val_start {vs.date()} must be before test_start {ts.date()}")
     v = int(np.searchsorted(dates, np.datetime64(vs, "ns"), side="left"))
     s = int(np.searchsorted(dates, np.datetime64(ts, "ns"), side="left"))
-    first, last = pd.Timestamp(dates[0]).date(), pd.Timestamp(dates[-1]).date()
+    first, last = pd.Timestamp(dates[0]).date(), pd.Timestamp(dates[max(n, 1) - 1]).date()
     for name, row, day in (("val_start", v, vs), ("test_start", s, ts)):
         if row == 0 or row >= n:
+            end = f", before test_end {pd.Timestamp(test_end).date()}" if test_end is not None else ""
             raise DataError(
-                f"{where}: {name} {day.date()} is outside the usable dates {first}..{last} (after warm-up)"
+                f"{where}: {name} {day.date()} is outside the usable dates {first}..{last} (after warm-up{end})"
             )
     return Boundaries(v, s, n, pd.Timestamp(dates[v]), pd.Timestamp(dates[s]))
 
 
-def split_starts(dates: np.ndarray, val_start, test_start, span: int, where: str) -> dict[str, np.ndarray]:
+def split_starts(dates: np.ndarray, val_start, test_start, span: int, where: str,
+                 test_end=None) -> dict[str, np.ndarray]:
     """Window start rows per split (int32), each window wholly inside its region."""
-    b = boundaries(dates, val_start, test_start, where)
+    b = boundaries(dates, val_start, test_start, where, test_end)
     regions = {"train": (0, b.val_row), "val": (b.val_row, b.test_row), "test": (b.test_row, b.rows)}
     out = {}
     for name, (lo, hi) in regions.items():

@@ -38,6 +38,16 @@ def logistic_baselines(data: ReportData, data_config: Any) -> dict[str, Referenc
                                     block_length=data.block_length) for tier in tiers}
 
 
+def fold_references(data: ReportData, data_config: Any) -> dict[int, Reference]:
+    """The volatility reference on each walk-forward fold k > 1 a result ran on (report.folds)."""
+    from fembed_jax.data.config import DataConfig
+    from fembed_jax.folds import fold_data_config
+
+    ks = sorted({e.fold for e in data.fembed if e.fold > 1})
+    return {k: volatility_reference(fold_data_config(data_config or DataConfig(), k), n_boot=data.n_boot,
+                                    seed=data.seed, block_length=data.block_length) for k in ks}
+
+
 def write_report(outputs_dir: str | os.PathLike[str], out: str | os.PathLike[str], registry: Any = None, *,
                  data_config: Any = None, reference: bool = True, plots: bool = True, top: int = 15,
                  n_boot: int = 2000, seed: int = 0, block_length: int = 1,
@@ -54,6 +64,7 @@ def write_report(outputs_dir: str | os.PathLike[str], out: str | os.PathLike[str
                    include_quick=include_quick)
     if reference:
         data.baselines = logistic_baselines(data, data_config)
+        data.fold_references = fold_references(data, data_config)
     folder = out.parent
     stem = out.stem
     csv_path, parquet_path = folder / f"{stem}_results.csv", folder / f"{stem}_results.parquet"

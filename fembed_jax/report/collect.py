@@ -11,6 +11,10 @@ data (the data the reference is computed on, else the data most results used) an
 registry's epochs and seeds. Quick runs (`fembed run --epochs/--seeds`) join with
 ``include_quick``; results on other data never do. Legacy records are never ranked.
 
+Walk-forward folds (`fembed run --folds K`, fembed_jax.folds): fold 1 is the result under the
+experiment's own id; folds 2..K ran on earlier periods, so they are never ranked beside fold 1's
+and are shown, fold by fold and across folds, in their own section (report.folds).
+
 Every val number is scored on a result's report windows (the validation windows its early
 stopping never read: fembed_jax.data.splits). A result of another selection protocol (the
 original's, which selects and scores on every window) is flagged "other protocol" and never
@@ -30,6 +34,7 @@ import numpy as np
 from fembed_jax import results_io, stats
 from fembed_jax.config import DEFAULT_SELECTION_RULE
 from fembed_jax.data.splits import report_mask
+from fembed_jax.folds import split_fold
 from fembed_jax.predictions import (Predictions, PredictionsDamagedError, PredictionsError,
                                     load_predictions)
 from fembed_jax.report.baselines import Reference
@@ -70,6 +75,11 @@ class Entry:
     @property
     def other_protocol(self) -> bool:
         return any(f.startswith("other protocol") for f in self.flags)
+
+    @property
+    def fold(self) -> int:
+        """Its walk-forward fold: 1 for an experiment's own id, k for ``<id>.fold<k>``."""
+        return 1 if self.legacy else split_fold(self.exp_id)[1]
 
     @property
     def label(self) -> str:
@@ -134,7 +144,10 @@ class ReportData:
     include_quick: bool = False
     primary_data: tuple | None = None  # data_key of the data results are ranked on
     baselines: dict[str, Reference] = dataclasses.field(default_factory=dict)  # tier -> logistic
+    # walk-forward fold k > 1 -> the volatility reference on that fold's windows (report.folds)
+    fold_references: dict[int, Reference] = dataclasses.field(default_factory=dict)
     _judged: Any = dataclasses.field(default=None, repr=False)
+    _folds: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def fembed(self) -> list[Entry]:
@@ -145,7 +158,7 @@ class ReportData:
         return [e for e in self.entries if e.legacy]
 
     def like_with_like(self, entry: Entry) -> bool:
-        return (not entry.legacy and not entry.other_data and not entry.other_protocol
+        return (not entry.legacy and not entry.other_data and not entry.other_protocol and entry.fold == 1
                 and (self.include_quick or not entry.quick))
 
     @property
@@ -169,6 +182,15 @@ class ReportData:
 
             self._judged = judge(self)
         return self._judged
+
+    @property
+    def folds(self):
+        """Walk-forward folds, fold by fold, with their paired Δ (report.folds), computed once."""
+        if self._folds is None:
+            from fembed_jax.report.folds import fold_results
+
+            self._folds = fold_results(self)
+        return self._folds
 
     def state_of(self, exp_id: str) -> str:
         """Queue state; an experiment never queued is pending."""
@@ -352,7 +374,11 @@ def collect(outputs_dir: str | Path, registry: Any = None, *, n_boot: int = stat
         protocol = protocol_flag(entry.record)
         if protocol:
             entry.flags.append(protocol)
-        if primary is not None and key is not None and key != primary:
+        if entry.fold > 1:  # an earlier period by design: only its source must be the report's
+            entry.flags.append(f"walk-forward fold {entry.fold}: {describe_data(key)}")
+            if primary is not None and key is not None and key[0] != primary[0]:
+                entry.flags.append(f"other data: {describe_data(key)}")
+        elif primary is not None and key is not None and key != primary:
             entry.flags.append(f"other data: {describe_data(key)}")
     legacy = [Entry(exp_id, "legacy", record, stats.experiment_stats(record, **kw),
                     _config_of(record, registry))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fembed_jax.data.splits import SELECTION_BLOCK
 from fembed_jax import fmt
-from fembed_jax.report import findings, ranking, tables
+from fembed_jax.report import findings, folds, ranking, tables
 from fembed_jax.report.baselines import LOGISTIC_C
 from fembed_jax.report.collect import ReportData
 from fembed_jax.report.data_identity import describe_data
@@ -167,6 +167,8 @@ def render(data: ReportData, *, top: int = 15, plots: dict[str, str] | None = No
         "selected on the same metric.\n")
     add(_table(ranking.loss_table(judged.loss),
                "no loss experiment has a BCE run with an otherwise identical config yet"))
+    add("")
+    _folds(data, add)
     add("\n---\n")
 
     add("## Observations on Probability Collapse\n")
@@ -202,6 +204,22 @@ def render(data: ReportData, *, top: int = 15, plots: dict[str, str] | None = No
     _commands(data, pending, add)
     _files(data, files, add)
     return "\n".join(out)
+
+
+def _folds(data: ReportData, add) -> None:
+    add("### 4. Across periods (walk-forward folds)\n")
+    if not data.folds:
+        add("_No experiment has walk-forward folds yet: `fembed run --folds K` trains each one on K consecutive "
+            "validation/test periods, each on what precedes it._\n")
+        return
+    add("Fold 1 is the registry's split (the result ranked above); fold k moved both split dates k − 1 validation "
+        "periods back and trained on every window before its validation period. Each fold is scored on its own "
+        "report windows, against the volatility reference fitted on that fold's train windows. The sd between "
+        "folds beside the sd between seeds says which of the two limits a conclusion. Folds are replications of "
+        "one claim: no multiplicity correction across them.\n")
+    add(_table(folds.across_table(data.folds), ""))
+    add("")
+    add(_table(folds.per_fold_table(data.folds), ""))
 
 
 def _baselines(data: ReportData, add) -> None:

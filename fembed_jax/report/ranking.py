@@ -91,7 +91,7 @@ def not_ranked(data: ReportData) -> Table:
     ranked = {id(e) for e in data.ranked()}
     rows = []
     for e in data.fembed:
-        if id(e) in ranked:
+        if id(e) in ranked or e.fold > 1:  # earlier folds: the Walk-forward Folds section
             continue
         reasons = list(e.flags)
         if e.quick and data.include_quick:

@@ -102,7 +102,7 @@ def train_group(items: list[PlanItem], options: RunOptions, *,
     from fembed_jax.train.engine import DeviceData
     from fembed_jax.train.fit import Interrupted, Member, fit_group
 
-    dataset = dataset_for(items[0].cfg, options, {} if datasets is None else datasets)
+    dataset = dataset_for(items[0], {} if datasets is None else datasets)
     check_features(items, dataset)
     data = DeviceData.from_dataset(dataset)
     members = []

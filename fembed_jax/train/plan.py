@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fembed_jax import folds
 from fembed_jax.config import SEED_BASE, ExperimentConfig, fields_with  # seed k is SEED_BASE + k
 from fembed_jax.liveness import make_owner
 
@@ -31,6 +32,7 @@ class RunOptions:
     devices: int | str = 1  # devices the member axis is sharded over: a count or "all"
     keep: str = "best"  # checkpoints kept once done: "best" (selected weights), "last", "all"
     chunk_steps: int | None = None  # steps between stop checks (None: a few seconds' worth)
+    folds: int = 1  # walk-forward folds per experiment (fembed_jax.folds); 1: the registry's split
     owner: str = dataclasses.field(default_factory=make_owner)
 
     @property
@@ -52,6 +54,8 @@ class PlanItem:
     # the store's queue row of this run hash, if queued before (its state, attempts, error and
     # epochs_run: a failed one is retried, a stopped one resumes)
     queued: dict | None = None
+    # the DataConfig it trains on: the run's, with the split dates of its fold (folds.py)
+    data_config: Any = None
 
     def resumes_after(self) -> int:
         """Epochs an earlier attempt of this run trained (checkpointed): where it resumes; 0 none."""
@@ -77,6 +81,8 @@ def data_identity(data_config: Any) -> str:
     """Where the data comes from, without building it: the DataConfig fields (not the cache
     folder) plus size and mtime of any user file, so replacing the file counts as new data."""
     fields = {k: v for k, v in dataclasses.asdict(data_config).items() if k != "cache_dir"}
+    if fields.get("test_end") is None:  # added with folds: absent, the identity (and hash) of before
+        fields.pop("test_end", None)
     for key in ("source", "vix", "tier_dir"):
         value = fields.get(key)
         if value and value != "builtin" and Path(value).exists():
@@ -95,12 +101,20 @@ def seeds_of(cfg: ExperimentConfig) -> list[int]:
     return [SEED_BASE + k for k in range(cfg.seeds)]
 
 
+def with_folds(configs: list[ExperimentConfig], k: int) -> list[ExperimentConfig]:
+    """Each config followed by its folds 2..k (fembed_jax.folds: the id names the fold)."""
+    return [cfg if fold == 1 else cfg.replace(exp_id=folds.fold_id(cfg.exp_id, fold))
+            for cfg in configs for fold in range(1, k + 1)]
+
+
 def make_plan(configs: list[ExperimentConfig], options: RunOptions, store=None) -> list[PlanItem]:
-    """What running ``configs`` would do; ``store`` None (no store yet) means nothing is done."""
+    """What running ``configs`` (each on ``options.folds`` folds) would do; ``store`` None (no
+    store yet) means nothing is done."""
     plan = []
-    for cfg in configs:
+    for cfg in with_folds(configs, options.folds):
         cfg = resolve(cfg, options)
-        h = run_hash(cfg, options.data_config)
+        data_config = folds.data_config_for(cfg.exp_id, options.data_config)
+        h = run_hash(cfg, data_config)
         stored = store.result(cfg.exp_id) if store is not None else None
         if stored is not None and stored.get("legacy"):
             stored = None  # legacy records sit beside fembed's results; training never replaces them
@@ -108,11 +122,12 @@ def make_plan(configs: list[ExperimentConfig], options: RunOptions, store=None) 
         if queued is not None and queued["run_hash"] != h:
             queued = None  # another run's row: queuing this one starts it afresh
         if stored is not None and stored["run_hash"] == h:
-            plan.append(PlanItem(cfg, h, "rerun" if options.force else "done", queued=queued))
+            plan.append(PlanItem(cfg, h, "rerun" if options.force else "done", queued=queued,
+                                 data_config=data_config))
         elif stored is not None:
-            plan.append(PlanItem(cfg, h, "replace", replaces=stored, queued=queued))
+            plan.append(PlanItem(cfg, h, "replace", replaces=stored, queued=queued, data_config=data_config))
         else:
-            plan.append(PlanItem(cfg, h, "run", queued=queued))
+            plan.append(PlanItem(cfg, h, "run", queued=queued, data_config=data_config))
     return plan
 
 
@@ -132,16 +147,18 @@ def plan_groups(todo: list[PlanItem], enabled: bool = True) -> list[list[PlanIte
 
     counts = param_counts([item.cfg for item in todo]) if enabled and len(todo) > 1 else {}
     return make_groups(todo, cfg_of=lambda item: item.cfg,
-                       params_of=lambda item: counts.get(item.cfg.exp_id, 0), enabled=enabled)
+                       params_of=lambda item: counts.get(item.cfg.exp_id, 0), enabled=enabled,
+                       data_of=lambda item: item.data_config)  # one program trains on one dataset
 
 
-def dataset_for(cfg: ExperimentConfig, options: RunOptions, cache: dict):
-    """The dataset `cfg` trains on, loaded once per value of its data fields in `cache`."""
+def dataset_for(item: PlanItem, cache: dict):
+    """The dataset `item` trains on, loaded once per value of its data fields and split in `cache`."""
     from fembed_jax.data import load_dataset
 
-    key = tuple(getattr(cfg, name) for name in fields_with("data"))
+    cfg = item.cfg
+    key = (*(getattr(cfg, name) for name in fields_with("data")), item.data_config)
     if key not in cache:
-        cache[key] = load_dataset(cfg.tier, options.data_config, task=cfg.task, horizon=cfg.horizon,
+        cache[key] = load_dataset(cfg.tier, item.data_config, task=cfg.task, horizon=cfg.horizon,
                                   context_length=cfg.context_length)
     return cache[key]
 
@@ -173,10 +190,12 @@ def check_data(plan: list[PlanItem], options: RunOptions) -> DataCheck:
     for item in plan:
         if item.status != "done":
             try:
-                dataset = dataset_for(item.cfg, options, datasets)
+                dataset = dataset_for(item, datasets)
                 check_features([item], dataset)
             except ValueError as exc:  # DataError is one; a registry/data mismatch is bad input too
-                raise DataError(str(exc)) from exc
+                base, fold = folds.split_fold(item.exp_id)
+                where = f"{base} {folds.describe(options.data_config, fold)}: " if fold > 1 else ""
+                raise DataError(where + str(exc)) from exc
             notes.update(dict.fromkeys(getattr(dataset, "notes", ())))
             used.append((item.cfg, dataset))
     return DataCheck(list(notes), split_layouts(used))
@@ -195,10 +214,11 @@ def split_layouts(used: list[tuple[ExperimentConfig, Any]]) -> list[dict]:
         select, report = selection_masks(info["val"]["windows"], cfg.selection_windows)
         val = dict(info["val"], rule=cfg.selection_windows, selection=int(select.sum()),
                    report=int(report.sum()))
-        key = (dataset.source_id, json.dumps(val, sort_keys=True), json.dumps(info["test"], sort_keys=True),
+        fold = folds.split_fold(cfg.exp_id)[1]
+        key = (fold, dataset.source_id, json.dumps(val, sort_keys=True), json.dumps(info["test"], sort_keys=True),
                info["train"]["last_decision"])
         layout = layouts.setdefault(key, {
-            "source": dataset.source_id, "tiers": [], "val_start": str(dataset.val_start),
+            "fold": fold, "source": dataset.source_id, "tiers": [], "val_start": str(dataset.val_start),
             "test_start": str(dataset.test_start),
             "train": {"first_decision": info["train"]["first_decision"],
                       "last_decision": info["train"]["last_decision"], "windows": []},

@@ -21,8 +21,10 @@ MAX_GROUP_PARAMS = 40_000_000
 
 
 def make_groups(items: Sequence[T], cfg_of: Callable[[T], object], params_of: Callable[[T], int],
-                enabled: bool = True, max_params: int = MAX_GROUP_PARAMS) -> list[list[T]]:
-    """Partition items (in order) into groups of equal structure, each under max_params.
+                enabled: bool = True, max_params: int = MAX_GROUP_PARAMS,
+                data_of: Callable[[T], object] = lambda item: None) -> list[list[T]]:
+    """Partition items (in order) into groups of equal structure and equal data (`data_of`: a
+    hashable the data they train on; one program trains on one dataset), each under max_params.
 
     A group is started by the first item of its structure and filled with the following items of
     the same structure; the queue order of groups follows their first items.
@@ -34,7 +36,7 @@ def make_groups(items: Sequence[T], cfg_of: Callable[[T], object], params_of: Ca
     sizes: list[int] = []
     for item in items:
         cfg = cfg_of(item)
-        key = structure_key(cfg)
+        key = (structure_key(cfg), data_of(item))
         size = params_of(item) * cfg.seeds
         index = open_group.get(key)
         if index is not None and sizes[index] + size <= max_params:

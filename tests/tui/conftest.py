@@ -164,7 +164,7 @@ def filled_store(tmp_path_factory) -> FilledStore:
     store_path = outputs / "fembed.db"
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(group, "dataset_for", lambda cfg, options, cache: _dataset())
+        patch.setattr(group, "dataset_for", lambda item, cache: _dataset())
         outputs.mkdir(parents=True)
         with RunStore(store_path) as store:
             plan = planning.make_plan(configs, options, store)
