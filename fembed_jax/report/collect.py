@@ -147,7 +147,7 @@ class ReportData:
     # walk-forward fold k > 1 -> the volatility reference on that fold's windows (report.folds)
     fold_references: dict[int, Reference] = dataclasses.field(default_factory=dict)
     _judged: Any = dataclasses.field(default=None, repr=False)
-    _folds: Any = dataclasses.field(default=None, repr=False)
+    _folds: Any = dataclasses.field(default=None, repr=False)  # report.folds.fold_results, computed once
 
     @property
     def fembed(self) -> list[Entry]:
@@ -182,15 +182,6 @@ class ReportData:
 
             self._judged = judge(self)
         return self._judged
-
-    @property
-    def folds(self):
-        """Walk-forward folds, fold by fold, with their paired Δ (report.folds), computed once."""
-        if self._folds is None:
-            from fembed_jax.report.folds import fold_results
-
-            self._folds = fold_results(self)
-        return self._folds
 
     def state_of(self, exp_id: str) -> str:
         """Queue state; an experiment never queued is pending."""

@@ -49,7 +49,14 @@ def _period(entry: Entry) -> str:
 
 
 def fold_results(data: ReportData) -> dict[str, list[FoldResult]]:
-    """Experiment id -> its usable folds in fold order, for experiments with two or more."""
+    """Experiment id -> its usable folds in fold order, for experiments with two or more
+    (computed once per ReportData)."""
+    if data._folds is None:
+        data._folds = _fold_results(data)
+    return data._folds
+
+
+def _fold_results(data: ReportData) -> dict[str, list[FoldResult]]:
     from fembed_jax.folds import split_fold
     from fembed_jax.report.judge import paired
 

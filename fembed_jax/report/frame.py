@@ -18,6 +18,7 @@ import pandas as pd
 from fembed_jax.folds import split_fold
 from fembed_jax.metrics import ALERT_RATES
 from fembed_jax.report.collect import Entry, ReportData, selection_rule
+from fembed_jax.report.folds import fold_results
 from fembed_jax.report.judge import Comparison
 from fembed_jax.report.ranking import entry_skill
 
@@ -107,7 +108,7 @@ def _fold_versus(e: Entry, data: ReportData) -> dict[str, Any]:
     Holm p or verdict, the folds are no family. Fold 1 and the rest: nothing (judge's row above)."""
     if e.fold == 1:
         return {}
-    fold = next((r for r in data.folds.get(split_fold(e.exp_id)[0], []) if r.entry is e), None)
+    fold = next((r for r in fold_results(data).get(split_fold(e.exp_id)[0], []) if r.entry is e), None)
     d = (fold.delta if fold else None) or {}
     return {"delta_auc_vs_reference": d.get("diff"), "delta_auc_vs_reference_ci_low": d.get("low"),
             "delta_auc_vs_reference_ci_high": d.get("high"), "p_vs_reference": d.get("p_value")}

@@ -208,7 +208,7 @@ def render(data: ReportData, *, top: int = 15, plots: dict[str, str] | None = No
 
 def _folds(data: ReportData, add) -> None:
     add("### 4. Across periods (walk-forward folds)\n")
-    if not data.folds:
+    if not folds.fold_results(data):
         add("_No experiment has walk-forward folds yet: `fembed run --folds K` trains each one on K consecutive "
             "validation/test periods, each on what precedes it._\n")
         return
@@ -217,9 +217,9 @@ def _folds(data: ReportData, add) -> None:
         "report windows, against the volatility reference fitted on that fold's train windows. The sd between "
         "folds beside the sd between seeds says which of the two limits a conclusion. Folds are replications of "
         "one claim: no multiplicity correction across them.\n")
-    add(_table(folds.across_table(data.folds), ""))
+    add(_table(folds.across_table(folds.fold_results(data)), ""))
     add("")
-    add(_table(folds.per_fold_table(data.folds), ""))
+    add(_table(folds.per_fold_table(folds.fold_results(data)), ""))
 
 
 def _baselines(data: ReportData, add) -> None:
