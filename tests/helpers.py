@@ -59,6 +59,17 @@ test_start = "2017-01-01"
 """
 
 
+# One tiny BCE experiment on a20 (the end-to-end tests' usual subject).
+TINY_BCE = """\
+[[experiments]]
+id = "TT-01"
+priority = "P1"
+tier = "a20"
+d_embed = 8
+description = "tiny BCE"
+"""
+
+
 def tiny_registry(experiments: str, epochs: int = 2) -> str:
     """A whole registry: the tiny defaults plus `experiments` ([[experiments]] tables)."""
     return TINY_DEFAULTS.format(epochs=epochs) + "\n" + experiments

@@ -18,16 +18,9 @@ from fembed_jax.data.splits import split_starts
 from fembed_jax.registry import load_registry
 from fembed_jax.store import RunStore
 from fembed_jax.train.plan import RunOptions, data_identity, make_plan, plan_groups, run_hash
-from helpers import tiny_config, tiny_registry, write_project
+from helpers import TINY_BCE, tiny_config, tiny_registry, write_project
 
-ONE = """\
-[[experiments]]
-id = "TT-01"
-priority = "P1"
-tier = "a20"
-d_embed = 8
-description = "tiny BCE"
-"""
+ONE = TINY_BCE
 # Two experiments of one structure (they share a program) and the same fold dates.
 TWO = ONE + """
 [[experiments]]

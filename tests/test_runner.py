@@ -15,16 +15,9 @@ import pytest
 
 from fembed_jax.cli.main import main
 from fembed_jax.store import RunStore
-from helpers import tiny_registry, write_project
+from helpers import TINY_BCE, tiny_registry, write_project
 
-TINY_EXPERIMENTS = """\
-[[experiments]]
-id = "TT-01"
-priority = "P1"
-tier = "a20"
-d_embed = 8
-description = "tiny BCE"
-
+TINY_EXPERIMENTS = TINY_BCE + """
 [[experiments]]
 id = "TT-02"
 priority = "P2"
