@@ -58,7 +58,7 @@ DEFAULT_KEYS = frozenset(set(CONFIG_FIELDS) - _DERIVED - {"priority", "tier", "d
 TOP_LEVEL_KEYS = frozenset({"defaults", "tiers", "data", "experiments", "grids"})
 TIER_KEYS = frozenset({"features", "file"})
 # DataConfig's fields, spelled out so loading a registry does not import pandas (a test keeps them equal).
-DATA_KEYS = ("source", "vix", "tier_dir", "tier_files", "val_start", "test_start", "cache_dir")
+DATA_KEYS = ("source", "vix", "tier_dir", "tier_files", "val_start", "test_start", "test_end", "cache_dir")
 
 # Sanity bounds on every size, far above what the suite uses (d_model <= 1024, n_layers <= 20,
 # d_ff <= 4096, 500 features) yet low enough that a typo (an extra zero, 2**62) is reported here
@@ -351,7 +351,7 @@ class _Validator:
         for key, value in table.items():
             if key not in DATA_KEYS:
                 err(_unknown("unknown key", key, DATA_KEYS), key)
-            elif key in ("val_start", "test_start"):
+            elif key in ("val_start", "test_start", "test_end"):
                 if _as_date(value) is None:
                     err(f"is not a date, got {value!r}", key)
             elif key != "tier_files" and not isinstance(value, str):
@@ -359,6 +359,9 @@ class _Validator:
         val, test = _as_date(table.get("val_start")), _as_date(table.get("test_start"))
         if val and test and val >= test:
             err(f"must be before test_start {test}, got {val}", "val_start")
+        end = _as_date(table.get("test_end"))
+        if test and end and test >= end:
+            err(f"must be after test_start {test}, got {end}", "test_end")
         return table
 
     def _experiment(self, index: int, entry: Any, defaults: dict, tiers: dict) -> ExperimentConfig | None:

@@ -221,6 +221,8 @@ def test_the_cli_exits_2_on_an_unknown_filter_and_prints_an_empty_selection(tmp_
     ('val_strat = "2015-01-01"\n', "val_strat", "unknown key; did you mean 'val_start'?"),
     ('val_start = "2015-13-01"\n', "val_start", "is not a date"),
     ('val_start = "2018-01-01"\ntest_start = 2017-01-01\n', "val_start", "must be before test_start"),
+    ('test_start = "2017-01-01"\ntest_end = 2016-06-01\n', "test_end", "must be after test_start"),
+    ('test_end = "2018-02-30"\n', "test_end", "is not a date"),
     ("source = 3\n", "source", "must be a string"),
 ])
 def test_data_table_problems_name_the_line(tmp_path, new, field, words):
