@@ -273,7 +273,8 @@ def _estimates(plan, options, args, *, measure: bool):
 
 def _total_line(estimates, groups) -> str:
     total = totals(estimates.values(), groups, estimates)
-    unknown = f" ({total['unknown']} without an estimate)" if total["unknown"] else ""
+    unknown = (f" ({total['unknown']} without an estimate: counting their FLOPs ran out of time; "
+               f"the counts are cached, so another dry run adds more)") if total["unknown"] else ""
     line = (f"estimate: {fmt.duration(total['seconds'])} on this device{unknown} ({total['source']}); "
             f"checkpoints {fmt.size(total['checkpoint_peak_bytes'])} at peak, "
             f"{fmt.size(total['checkpoint_after_bytes'])} after; peak memory "

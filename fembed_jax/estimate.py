@@ -354,13 +354,39 @@ def measure(cfg: ExperimentConfig, data, members: int, devices=None, *,
     point.update(_checkpoint_sizes(cfg, params, opt_state, keys, members))
 
     def store(c: dict) -> None:
-        entry = c["shapes"].setdefault(shape_id(cfg, machine_id), {
-            "machine": machine_id, "jax": jax_version(), "code": code_digest(),
-            "shape": repr(structure_key(cfg)), "points": {}})
-        entry["points"][str(members)] = point
+        _shape_entry(c, cfg, machine_id)["points"][str(members)] = point
 
     _update_cache(store, cache_file)
     return point
+
+
+def _shape_entry(cache: dict, cfg: ExperimentConfig, machine_id: str) -> dict:
+    return cache["shapes"].setdefault(shape_id(cfg, machine_id), {
+        "machine": machine_id, "jax": jax_version(), "code": code_digest(),
+        "shape": repr(structure_key(cfg)), "points": {}})
+
+
+def _remember_flops(cfg: ExperimentConfig, machine_id: str, members: int, flops: float,
+                    cache_file: Path | None) -> None:
+    def store(c: dict) -> None:
+        _shape_entry(c, cfg, machine_id).setdefault("flops", {})[str(members)] = flops
+
+    _update_cache(store, cache_file)
+
+
+def cached_flops(entry: dict | None, members: int) -> float | None:
+    """A shape's FLOPs per step at `members`, from a FLOPs count lowered earlier (a plan that
+    timed nothing) or a measured point, scaled in proportion to M from the nearest count (a
+    step's FLOPs are the members' sum)."""
+    if not entry:
+        return None
+    counts = {int(m): f for m, f in entry.get("flops", {}).items() if f}
+    counts.update({p["members"]: p["flops_per_step"] for p in entry.get("points", {}).values()
+                   if p.get("flops_per_step")})
+    if not counts:
+        return None
+    nearest = min(counts, key=lambda m: abs(m - members))
+    return counts[nearest] * members / nearest
 
 
 def _checkpoint_sizes(cfg, params, opt_state, keys, members: int) -> dict:
@@ -665,16 +691,19 @@ def estimate_plan(plan: Sequence, options, *, measure_missing: bool = True,
             exact = str(members) in entry["points"]
             source = "cached" if exact and point.get("source") == "measured" else None
         flops = None
-        if point is None or (point.get("flops_per_step") is None):
-            data = DeviceData.from_dataset(dataset)
-            spent = time.monotonic() - began
-            if measure_missing and point is None and spent < measure_total_s:
-                if on_measure is not None:
-                    on_measure(cfgs, members)
-                point = measure(cfgs[0], data, members, devices, budget_s=budget_s, cache_file=cache_file)
-                cache = load_cache(cache_file)
-            elif point is None and spent < measure_total_s + lower_total_s:
-                flops = step_flops(cfgs[0], data, members, devices)
+        spent = time.monotonic() - began
+        if point is None and measure_missing and spent < measure_total_s:
+            if on_measure is not None:
+                on_measure(cfgs, members)
+            point = measure(cfgs[0], DeviceData.from_dataset(dataset), members, devices,
+                            budget_s=budget_s, cache_file=cache_file)
+            cache = load_cache(cache_file)
+        elif point is None:
+            flops = cached_flops(entry, members)
+            if flops is None and spent < measure_total_s + lower_total_s:
+                flops = step_flops(cfgs[0], DeviceData.from_dataset(dataset), members, devices)
+                if flops is not None:  # a later plan reads it instead of lowering again
+                    _remember_flops(cfgs[0], machine_id, members, flops, cache_file)
         ests = estimate_group(cfgs, train_n, val_n, counts, point=point, flops=flops,
                               machine_id=machine_id, cache=cache, keep=options.keep,
                               done_epochs=done_epochs, source=source, gpu=gpu)

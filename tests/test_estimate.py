@@ -164,6 +164,15 @@ def test_dry_run_json_has_the_keys_scripts_read(tmp_path, capsys, shared_cache, 
     assert row["estimate"]["checkpoint_peak_bytes"] > row["estimate"]["checkpoint_after_bytes"] > 0
     assert main(["--registry", str(registry), "run", "--all", "--json"]) == 2  # only with --dry-run
 
+    # The FLOPs count is cached per shape: a second plan reads it instead of lowering again (so
+    # repeated dry runs of --all complete what one plan's lowering budget left without a count).
+    def no_lowering(*_args, **_kwargs):
+        raise AssertionError("lowered again")
+    monkeypatch.setattr(estimate, "step_flops", no_lowering)
+    assert main(["--registry", str(registry), "run", "--all", "--dry-run", "--json", "--no-measure"]) == 0
+    again = json.loads(capsys.readouterr().out)["experiments"][0]["estimate"]
+    assert again["seconds"] == pytest.approx(row["estimate"]["seconds"]) and again["source"] == row["estimate"]["source"]
+
 
 def test_eta_comes_from_the_estimate_remembered_for_the_run_hash(monkeypatch, cache_file):
     estimate.save_cache({"schema": 1, "shapes": {}, "runs": {
