@@ -59,6 +59,9 @@ class Comparison:
     verdict: str = "cannot be judged"
     in_family: bool = False
     other: Entry | None = None  # the compared experiment (d_embed / loss rows)
+    # The AUCs the Δ compares (stats.mean_std of each side) when they are not the entries' own
+    # reported stats: loss rows re-selected on the epoch history.
+    sides: tuple[dict, dict] | None = None
 
 
 @dataclasses.dataclass
@@ -172,7 +175,8 @@ def d_embed_rows(data: ReportData) -> list[Comparison]:
 
 
 def history_best_auc(record: dict) -> list[float | None]:
-    """Per seed: the best val AUC over the epochs it trained (selection on val AUC)."""
+    """Per seed: the best val AUC over the epochs it trained (selection on val AUC), on the
+    windows the epoch history scores (the selection windows)."""
     history = record.get("history") or []
     n = len(record.get("seeds") or [])
     best: list[float | None] = [None] * n
@@ -182,6 +186,9 @@ def history_best_auc(record: dict) -> list[float | None]:
             if (h.get("trained") or [True] * n)[k] and value is not None and math.isfinite(value):
                 best[k] = value if best[k] is None else max(best[k], value)
     return best
+
+
+_RESELECTED = "both re-selected on val AUC from the epoch history (selection windows)"
 
 
 def _history_pair(a: Entry, b: Entry) -> tuple[float | None, float | None, str]:
@@ -194,12 +201,12 @@ def _history_pair(a: Entry, b: Entry) -> tuple[float | None, float | None, str]:
     if len(common) >= 2:
         x, y = np.array(common).T
         p = float(sps.ttest_rel(x, y).pvalue) if np.any(x != y) else 1.0
-        return float(np.mean(x - y)), p, f"both re-selected on val AUC (history), paired t over {len(common)} seeds"
+        return float(np.mean(x - y)), p, f"{_RESELECTED}, paired t over {len(common)} seeds"
     x, y = [v for v in xa if v is not None], [v for v in xb if v is not None]
     if len(x) >= 2 and len(y) >= 2:
         p = float(sps.ttest_ind(x, y, equal_var=False).pvalue)
-        return float(np.mean(x) - np.mean(y)), p, "both re-selected on val AUC (history), Welch t"
-    return None, None, "both re-selected on val AUC (history): too few seeds to test"
+        return float(np.mean(x) - np.mean(y)), p, f"{_RESELECTED}, Welch t"
+    return None, None, f"{_RESELECTED}: too few seeds to test"
 
 
 def loss_rows(data: ReportData) -> list[Comparison]:
@@ -228,6 +235,7 @@ def loss_rows(data: ReportData) -> list[Comparison]:
         row.diff, row.p_value, row.method = _history_pair(e, twin)
         row.method = (f"selected on {e.config.get('early_stop_metric')} vs "
                       f"{twin.config.get('early_stop_metric')}: " + row.method)
+        row.sides = (stats.mean_std(history_best_auc(e.record)), stats.mean_std(history_best_auc(twin.record)))
         row.in_family = row.p_value is not None
         rows.append(row)
     return rows

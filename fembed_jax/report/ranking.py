@@ -163,7 +163,7 @@ def loss_table(rows: list[Comparison]) -> Table:
         e, twin = r.entry, r.other
         out.append([e.label, fmt.loss_label(e.config.get("loss"), e.config.get("loss_params")), r.against,
                     f"{e.config.get('early_stop_metric') or '?'} / {twin.config.get('early_stop_metric') or '?'}",
-                    fmt.pm(e.stats["auc"]), fmt.pm(twin.stats["auc"]),
+                    *(fmt.pm(side) for side in (r.sides or (e.stats["auc"], twin.stats["auc"]))),
                     fmt.delta({"diff": r.diff, "low": r.low, "high": r.high}) if r.low is not None else fmt.signed(r.diff),
                     fmt.p_value(r.p_value), fmt.p_value(r.p_adjusted), r.verdict, r.method or "-"])
     return Table(["Exp ID", "Loss", "BCE twin", "Selected on (loss / BCE)", "AUC (loss)", "AUC (BCE)", "Δ AUC",
