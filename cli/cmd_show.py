@@ -13,6 +13,7 @@ from fembed_jax.config import ExperimentConfig
 from fembed_jax.config_diff import differences_from_defaults, flatten
 from fembed_jax.folds import fold_data_config, split_fold
 from fembed_jax.grids import to_toml
+from fembed_jax.registry import DATE_KEYS
 
 from .common import (LEGACY_SUFFIX, UsageError, console, experiment_or_usage_error, guarded,
                      registry_from_args, split_legacy)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         queued, result, history = stored(cfg, args)
         print(json.dumps({"id": cfg.exp_id, "config": cfg.to_dict(), "config_hash": cfg.config_hash,
                           "params": params, "fold": fold,
-                          "fold_split": split and {k: getattr(split, k) for k in ("val_start", "test_start", "test_end")},
+                          "fold_split": split and {k: getattr(split, k) for k in DATE_KEYS},
                           "differs_from_defaults": sorted(differences_from_defaults(cfg, dict(registry.defaults))),
                           "queue": queued, "result": result, "history": history}, indent=1, default=str))
         return 0

@@ -57,8 +57,10 @@ DEFAULT_KEYS = frozenset(set(CONFIG_FIELDS) - _DERIVED - {"priority", "tier", "d
                                                          "embedding_params", "loss_params"})
 TOP_LEVEL_KEYS = frozenset({"defaults", "tiers", "data", "experiments", "grids"})
 TIER_KEYS = frozenset({"features", "file"})
-# DataConfig's fields, spelled out so loading a registry does not import pandas (a test keeps them equal).
-DATA_KEYS = ("source", "vix", "tier_dir", "tier_files", "val_start", "test_start", "test_end", "cache_dir")
+# DataConfig's fields, spelled out here so loading a registry does not import pandas (a test keeps
+# them equal); DATE_KEYS are those that hold dates.
+DATE_KEYS = ("val_start", "test_start", "test_end")
+DATA_KEYS = ("source", "vix", "tier_dir", "tier_files", *DATE_KEYS, "cache_dir")
 
 # Sanity bounds on every size, far above what the suite uses (d_model <= 1024, n_layers <= 20,
 # d_ff <= 4096, 500 features) yet low enough that a typo (an extra zero, 2**62) is reported here
@@ -351,7 +353,7 @@ class _Validator:
         for key, value in table.items():
             if key not in DATA_KEYS:
                 err(_unknown("unknown key", key, DATA_KEYS), key)
-            elif key in ("val_start", "test_start", "test_end"):
+            elif key in DATE_KEYS:
                 if _as_date(value) is None:
                     err(f"is not a date, got {value!r}", key)
             elif key != "tier_files" and not isinstance(value, str):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from fembed_jax.data.errors import DataError
+from fembed_jax.registry import DATE_KEYS
 
 TIERS = ("a20", "a50", "a100", "a200", "a500")
 
@@ -67,7 +68,7 @@ class DataConfig:
 
     def __post_init__(self):
         where = "DataConfig"
-        for name in ("val_start", "test_start", "test_end"):
+        for name in DATE_KEYS:
             value = getattr(self, name)
             if value is None and name == "test_end":
                 continue
@@ -133,7 +134,7 @@ class DataConfig:
                     raise DataError(f"{source_file}: [data] tier_files must be a table of tier = \"file name\"")
                 kwargs[key] = tuple(sorted(value.items()))
                 continue
-            if hasattr(value, "isoformat") and key in ("val_start", "test_start", "test_end"):
+            if hasattr(value, "isoformat") and key in DATE_KEYS:
                 value = value.isoformat()  # TOML dates arrive as datetime.date
             if value is not None and not isinstance(value, str):
                 raise DataError(f"{source_file}: [data] {key} must be a string, got {type(value).__name__}")

@@ -191,11 +191,12 @@ def history_best_auc(record: dict) -> list[float | None]:
 _RESELECTED = "both re-selected on val AUC from the epoch history (selection windows)"
 
 
-def _history_pair(a: Entry, b: Entry) -> tuple[float | None, float | None, str]:
-    """(Δ mean, p, method) of the seeds' history-best val AUC; paired over common seeds."""
+def _history_pair(a: Entry, b: Entry, xa: list[float | None],
+                  xb: list[float | None]) -> tuple[float | None, float | None, str]:
+    """(Δ mean, p, method) of the seeds' history-best val AUC (xa, xb: history_best_auc of a
+    and b); paired over common seeds."""
     from scipy import stats as sps
 
-    xa, xb = history_best_auc(a.record), history_best_auc(b.record)
     sa, sb = a.record.get("seeds") or [], b.record.get("seeds") or []
     common = [(x, y) for s, x in zip(sa, xa) for t, y in zip(sb, xb) if s == t and x is not None and y is not None]
     if len(common) >= 2:
@@ -232,10 +233,11 @@ def loss_rows(data: ReportData) -> list[Comparison]:
         if same:
             rows.append(_from_pair(row, None, "no saved predictions"))
             continue
-        row.diff, row.p_value, row.method = _history_pair(e, twin)
+        xa, xb = history_best_auc(e.record), history_best_auc(twin.record)
+        row.diff, row.p_value, row.method = _history_pair(e, twin, xa, xb)
         row.method = (f"selected on {e.config.get('early_stop_metric')} vs "
                       f"{twin.config.get('early_stop_metric')}: " + row.method)
-        row.sides = (stats.mean_std(history_best_auc(e.record)), stats.mean_std(history_best_auc(twin.record)))
+        row.sides = (stats.mean_std(xa), stats.mean_std(xb))
         row.in_family = row.p_value is not None
         rows.append(row)
     return rows
