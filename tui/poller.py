@@ -13,7 +13,7 @@ from __future__ import annotations
 import pathlib
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from fembed_jax import estimate, resources
 from fembed_jax.store import RunStore, StoreError
@@ -27,6 +27,31 @@ LIVE_SAMPLE_S = 2.0  # a runner on this host is sampled at most this often (nvid
 MAX_LOG_TAILS = 8  # log files followed at once (the selected experiment's, and a few before it)
 
 
+class _Reread:
+    """What `load(path)` gives, loaded again only when the path's mtime changes: its writers
+    replace files by rename, which updates the file's mtime and its folder's. {} while the
+    path does not exist."""
+
+    def __init__(self, load: Callable[[pathlib.Path], dict]):
+        self._load = load
+        self._held: tuple[int, dict] | None = None  # (mtime, value)
+
+    def get(self, path: pathlib.Path) -> dict:
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return {}
+        if self._held is None or self._held[0] != stamp:
+            self._held = (stamp, self._load(path))
+        return self._held[1]
+
+
+def _load_legacy_copies(folder: pathlib.Path) -> dict[str, dict]:
+    from fembed_jax.legacy import legacy_copies  # numpy: paid only where copies exist
+
+    return legacy_copies(folder.parent)
+
+
 class StorePoller:
     """Polls the store at ``path``; use from one thread at a time (the TUI's poll worker).
     ``report_budget_s``: the time a poll may spend scoring results (ReportedResults)."""
@@ -38,10 +63,10 @@ class StorePoller:
         self._configs: dict[tuple[str, str], dict] = {}  # (exp_id, run_hash) -> config
         self._records: dict[str, tuple[float, dict]] = {}  # exp_id -> (recorded_at, record)
         self._epochs: dict[str, tuple[object, tuple[dict, ...]]] = {}  # exp_id -> (version, rows)
-        self._copies: tuple[int, dict[str, dict]] | None = None  # (folder mtime, legacy copies)
+        self._copies = _Reread(_load_legacy_copies)  # outputs/legacy/ -> its legacy copies
         self._live: dict[str, tuple[float, dict]] = {}  # owner -> (monotonic time, live sample)
         self._tails: dict[str, LogTail] = {}  # exp_id -> its run.log follower (insertion = age)
-        self._estimate_runs: tuple[int, dict[str, dict]] | None = None  # (file mtime, cache "runs")
+        self._estimate_runs = _Reread(lambda path: estimate.load_cache(path)["runs"])
         self.clock = time.monotonic
 
     def poll(self, watch: Iterable[str] = ()) -> StoreSnapshot:
@@ -135,30 +160,12 @@ class StorePoller:
         return out
 
     def _estimates(self) -> dict[str, dict]:
-        """The estimates remembered per run hash (fembed_jax.estimate's cache), re-read when the
-        file changes (it is written by rename)."""
-        path = estimate.cache_path()
-        try:
-            stamp = path.stat().st_mtime_ns
-        except OSError:
-            return {}
-        if self._estimate_runs is None or self._estimate_runs[0] != stamp:
-            self._estimate_runs = (stamp, estimate.load_cache(path)["runs"])
-        return self._estimate_runs[1]
+        """The estimates remembered per run hash (fembed_jax.estimate's cache)."""
+        return self._estimate_runs.get(estimate.cache_path())
 
     def _legacy_copies(self) -> dict[str, dict]:
-        """The legacy records import-legacy kept in outputs/legacy/, re-read when the folder
-        changes (its copies are written by rename, which updates the folder's mtime)."""
-        folder = self.path.parent / LEGACY_DIRNAME
-        try:
-            stamp = folder.stat().st_mtime_ns
-        except OSError:
-            return {}
-        if self._copies is None or self._copies[0] != stamp:
-            from fembed_jax.legacy import legacy_copies  # numpy: paid only where copies exist
-
-            self._copies = (stamp, legacy_copies(self.path.parent))
-        return self._copies[1]
+        """The legacy records import-legacy kept in outputs/legacy/."""
+        return self._copies.get(self.path.parent / LEGACY_DIRNAME)
 
     def close(self) -> None:
         if self._store is not None:

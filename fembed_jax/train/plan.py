@@ -209,8 +209,11 @@ def split_layouts(used: list[tuple[ExperimentConfig, Any]]) -> list[dict]:
     from fembed_jax.data.splits import selection_masks
 
     layouts: dict[tuple, dict] = {}
+    infos: dict[int, dict] = {}  # id(dataset) -> its split_info(): datasets repeat over experiments
     for cfg, dataset in used:
-        info = dataset.split_info()
+        if id(dataset) not in infos:
+            infos[id(dataset)] = dataset.split_info()
+        info = infos[id(dataset)]
         select, report = selection_masks(info["val"]["windows"], cfg.selection_windows)
         val = dict(info["val"], rule=cfg.selection_windows, selection=int(select.sum()),
                    report=int(report.sum()))
