@@ -276,6 +276,30 @@ def test_writer_waits_for_another_writer_instead_of_failing(store, db_path):
     t.join()
 
 
+_OPEN_AND_CLOSE = ("import sys; from fembed_jax.store import RunStore; "
+                   "RunStore(sys.argv[1]).close(); RunStore(sys.argv[1], readonly=True).close()")
+_STATE_OF_FE01 = ("import sys; from fembed_jax.store import RunStore; "
+                  "print(RunStore(sys.argv[1], readonly=True).experiment('FE-01')['state'])")
+
+
+def test_a_writer_opening_more_stores_keeps_its_wal_when_another_process_closes(store, db_path):
+    """A runner opens more stores while its first one writes (its heartbeat thread does). Then
+    another process (`fembed status`, a report, the TUI) opens and closes the store; it must not
+    take itself for the last connection and delete the -wal and -shm under the runner, whose
+    writes would then go to an unlinked file nobody else reads (POSIX locks are dropped by any
+    close() of the file in a process: the store never opens it but through SQLite)."""
+    assert store.claim("FE-01", "A")
+    RunStore(db_path, readonly=True).close()
+    with RunStore(db_path) as second:
+        assert second.heartbeat("FE-01", "A")
+    subprocess.run([sys.executable, "-c", _OPEN_AND_CLOSE, str(db_path)], check=True, timeout=120)
+    assert db_path.with_name("fembed.db-wal").exists() and db_path.with_name("fembed.db-shm").exists()
+    assert store.release("FE-01", "A", "failed", error="boom")  # written after the other closed
+    seen = subprocess.run([sys.executable, "-c", _STATE_OF_FE01, str(db_path)], check=True,
+                          capture_output=True, text=True, timeout=120).stdout.strip()
+    assert seen == "failed"
+
+
 def test_readonly_store_refuses_writes(store, db_path):
     with RunStore(db_path, readonly=True) as reader:
         with pytest.raises(StoreError, match="read-only"):

@@ -44,8 +44,6 @@ DB_FILENAME = "fembed.db"
 DEFAULT_BUSY_TIMEOUT_S = 30.0  # FEMBED_STORE_BUSY_TIMEOUT_S overrides it (seconds)
 BOOL_COLUMNS = ("active", "is_best", "collapsed", "legacy")  # 0/1 columns, read back as bools
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
 
 class StoreError(RuntimeError):
     """The run store cannot be used (newer schema, unknown experiment, invalid state)."""
@@ -73,25 +71,36 @@ def row_dict(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _refuse_foreign_file(path: pathlib.Path) -> None:
-    """Refuse a store file that is not SQLite or is empty while results exist beside it.
+    """Refuse a store file that is empty while results exist beside it: SQLite would treat a
+    truncated (0-byte) file as a new database and silently start an empty queue, losing every
+    queue state, epoch row and legacy record. (A file that is not SQLite at all SQLite refuses
+    itself: `_not_a_store`.)
 
-    SQLite would treat a truncated (0-byte) file as a new database and silently start an empty
-    queue, losing every queue state, epoch row and legacy record.
+    Only stat(), never open(): POSIX record locks belong to the process, and closing *any*
+    descriptor of the file drops every lock the process's SQLite connections hold on it. Another
+    process closing its connection then takes itself for the last one and deletes the -wal and
+    -shm files under the live writer (seen: a runner's heartbeat opened a second store and a
+    `fembed report` closed, after which the runner wrote into an unlinked WAL that no other
+    process could read and new connections failed with "disk I/O error").
     """
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(_SQLITE_MAGIC))
+        size = path.stat().st_size
     except FileNotFoundError:
         return
     except OSError as err:
         raise StoreError(f"run store {path} cannot be read: {err.strerror or err}") from err
-    if head and head != _SQLITE_MAGIC:
-        raise StoreError(f"{path} is not an SQLite run store (damaged or another file); move it "
-                         "aside to start a new store")
-    if not head and any(path.parent.glob("*/results.json")):
+    if size == 0 and any(path.parent.glob("*/results.json")):
         raise StoreError(f"run store {path} is empty (0 bytes) although results exist in "
                          f"{path.parent}: it was truncated or replaced; move it aside to start a "
                          "new store (results.json files are kept)")
+
+
+def _not_a_store(path: pathlib.Path, err: sqlite3.Error) -> StoreError | None:
+    """The error for a store file that is not SQLite (damaged, or another file), else None."""
+    if isinstance(err, sqlite3.DatabaseError) and "not a database" in str(err):
+        return StoreError(f"{path} is not an SQLite run store (damaged or another file); move it "
+                          "aside to start a new store")
+    return None
 
 
 class StoreBase:
@@ -142,7 +151,8 @@ class StoreBase:
             self._ensure_schema()
         except sqlite3.Error as err:  # full disk, read-only folder, not an SQLite file
             self.close()
-            raise StoreError(f"run store {self.path} cannot be opened for writing: {err}") from err
+            raise (_not_a_store(self.path, err)
+                   or StoreError(f"run store {self.path} cannot be opened for writing: {err}")) from err
         except BaseException:
             self.close()
             raise
@@ -178,7 +188,7 @@ class StoreBase:
         except sqlite3.Error as err:
             if conn is not None:
                 conn.close()
-            raise StoreError(f"run store {self.path} cannot be read: {err}") from err
+            raise _not_a_store(self.path, err) or StoreError(f"run store {self.path} cannot be read: {err}") from err
         if version is not None and version[0] < schema.SCHEMA_VERSION and writable:
             conn.close()  # an older store: a writer migrates it (one transaction), then we read
             StoreBase(self.path, busy_timeout_s=self._busy_timeout_s).close()
