@@ -457,3 +457,29 @@ def test_closed_store_refuses_use(db_path):
     with pytest.raises(StoreError, match="closed"):
         s.experiments()
     s.close()  # idempotent
+
+
+def test_a_heartbeat_outlives_a_store_it_cannot_open_and_beats_once_it_can(store, db_path, monkeypatch):
+    """The runner's heartbeat thread opens its own store; a failure there (found on a real run:
+    "disk I/O error") must not end the thread with a traceback and leave the claim to go stale:
+    one warning line, then the next beat reopens and writes."""
+    from fembed_jax import store as store_package
+    from fembed_jax.train.queue import Heartbeat
+
+    assert store.claim("FE-01", "A")
+    real, failures = store_package.RunStore, [StoreError("disk I/O error")] * 2
+
+    def flaky(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_package, "RunStore", flaky)
+    with pytest.warns(RuntimeWarning, match="cannot be written now .*disk I/O error.*retrying"):
+        with Heartbeat(db_path, ["FE-01"], "A", every=0.02) as beat:
+            beat.start()
+            deadline = time.monotonic() + 30
+            while beat.beats < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert beat.is_alive()
+    assert not failures and beat.beats >= 2 and not beat.is_alive()

@@ -68,23 +68,38 @@ class ClaimLost(Exception):
 
 class Heartbeat(threading.Thread):
     """Keeps claims fresh while a long epoch runs (its own store connection: sqlite is
-    per-thread). A context manager: stopped on exit."""
+    per-thread). A context manager: stopped on exit. `every`: seconds between beats."""
 
-    def __init__(self, store_path: Path, exp_ids: list[str], owner: str):
+    def __init__(self, store_path: Path, exp_ids: list[str], owner: str, every: float = HEARTBEAT_S):
         super().__init__(daemon=True, name=f"heartbeat-{exp_ids[0]}")
-        self.store_path, self.exp_ids, self.owner = store_path, list(exp_ids), owner
+        self.store_path, self.exp_ids, self.owner, self.every = store_path, list(exp_ids), owner, every
         self.halt = threading.Event()
+        self.beats = 0  # beats written for every experiment (tests read it)
 
     def run(self) -> None:
         from fembed_jax.store import RunStore
 
-        with RunStore(self.store_path) as store:
-            while not self.halt.wait(HEARTBEAT_S):
-                for exp_id in self.exp_ids:
-                    try:
+        store, warned = None, False
+        try:
+            while not self.halt.wait(self.every):
+                try:
+                    store = store or RunStore(self.store_path)
+                    for exp_id in self.exp_ids:
                         store.heartbeat(exp_id, self.owner)
-                    except Exception:  # a busy store must never kill training; the next beat retries
-                        pass
+                    self.beats += 1
+                except Exception as err:  # noqa: BLE001 - a failing store must never kill training
+                    # nor end the beats: the next one reopens the store and retries. Said once,
+                    # in one line: the claim goes stale if the store stays unwritable.
+                    if store is not None:
+                        store.close()
+                        store = None
+                    if not warned:
+                        warnings.warn(f"heartbeat of {', '.join(self.exp_ids)}: the run store cannot be "
+                                      f"written now ({err}); retrying every {self.every:g} s", RuntimeWarning)
+                        warned = True
+        finally:
+            if store is not None:
+                store.close()
 
     def stop(self) -> None:
         self.halt.set()
