@@ -87,9 +87,9 @@ class Heartbeat(threading.Thread):
                     for exp_id in self.exp_ids:
                         store.heartbeat(exp_id, self.owner)
                     self.beats += 1
-                except Exception as err:  # noqa: BLE001 - a failing store must never kill training
-                    # nor end the beats: the next one reopens the store and retries. Said once,
-                    # in one line: the claim goes stale if the store stays unwritable.
+                except Exception as err:
+                    # A failing store must never kill training nor end the beats: the next one
+                    # reopens it and retries. Said once: the claim goes stale if it stays so.
                     if store is not None:
                         store.close()
                         store = None
