@@ -128,6 +128,17 @@ def test_report_has_every_section_of_the_tracker(report):
     assert text.startswith("# Feature Embedding Experiment Tracker")
 
 
+def test_file_locations_are_given_from_the_working_folder(tiny_project, tmp_path, monkeypatch):
+    """A report committed to a repository names its files from the project, not from the
+    author's machine."""
+    monkeypatch.chdir(tiny_project)
+    out = tmp_path / "tracker.md"
+    assert main(["--registry", "registry/experiments.toml", "report", "--out", str(out), "--bootstrap", "50"]) == 0
+    files = _section(out.read_text(), "File Locations")
+    assert "- Run store: `outputs/fembed.db`" in files and "- Registry: `registry/experiments.toml`" in files
+    assert "`outputs/<ID>/results.json`" in files and str(tiny_project) not in files
+
+
 def test_report_shows_the_numbers_of_the_runs(report, tiny_project):
     text = report.read_text()
     results = _results(tiny_project)

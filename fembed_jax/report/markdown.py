@@ -265,13 +265,13 @@ def _commands(data: ReportData, pending: list[dict], add) -> None:
 
 def _files(data: ReportData, files: dict[str, str] | None, add) -> None:
     add("## File Locations\n")
-    outputs = data.outputs_dir
+    outputs = _shown_path(data.outputs_dir)
     lines = [
-        f"- Run store: `{data.store_path}`",
+        f"- Run store: `{_shown_path(data.store_path)}`",
         f"- Results: `{outputs}/<ID>/results.json`; validation predictions `{outputs}/<ID>/val_predictions.npz`",
         f"- Held-out test: `{outputs}/<ID>/test_results.json`",
         f"- Legacy records: `{outputs}/legacy/<ID>.json`",
-        f"- Registry: `{data.registry.path if data.registry is not None else '-'}`",
+        f"- Registry: `{_shown_path(data.registry.path) if data.registry is not None else '-'}`",
     ]
     if files:
         lines.append(f"- All results as a table: [{Path(files['csv']).name}]({files['csv']}), "
