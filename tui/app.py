@@ -327,6 +327,8 @@ class FembedMonitor(App):
         self._focus_table()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if not self.screen_stack:  # delivered while the app shuts down: no screen to draw on
+            return
         self.refresh_bindings()
         self._draw_status()
         self._draw_detail()

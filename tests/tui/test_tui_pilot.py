@@ -268,6 +268,16 @@ def test_cli_tui_validates_its_options(filled_store, monkeypatch):
     assert cmd_tui.initial_scope(type("A", (), {"exp_id": ["LF-01", "LF-02"]})()) == "id:LF-01,LF-02"
 
 
+async def test_a_tab_event_delivered_after_the_screens_are_gone_is_ignored(filled_store, registry, fixture_clock):
+    """A TabActivated still queued when the app shuts down (seen once in a suite run: the
+    handler's refresh_bindings raised ScreenStackError and failed the test that closed it)."""
+    app = app_for(registry, filled_store.store_path, static=True, clock=fixture_clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+    assert not app.screen_stack
+    app.on_tabbed_content_tab_activated(None)
+
+
 async def test_detail_labels_a_result_of_an_older_config(filled_store, registry, fixture_clock, tmp_path):
     path = tmp_path / "outputs" / "fembed.db"
     copy_store(filled_store.store_path, path)
