@@ -459,10 +459,11 @@ def test_closed_store_refuses_use(db_path):
     s.close()  # idempotent
 
 
-def test_a_heartbeat_outlives_a_store_it_cannot_open_and_beats_once_it_can(store, db_path, monkeypatch):
+def test_a_heartbeat_outlives_a_store_it_cannot_open_and_beats_once_it_can(store, db_path, clock, monkeypatch):
     """The runner's heartbeat thread opens its own store; a failure there (found on a real run:
     "disk I/O error") must not end the thread with a traceback and leave the claim to go stale:
-    one warning line, then the next beat reopens and writes."""
+    one warning line, then the next beat reopens and writes (two beats seen in the store, at
+    the thread's real clock, after the claim at the fixture's)."""
     from fembed_jax import store as store_package
     from fembed_jax.train.queue import Heartbeat
 
@@ -474,12 +475,17 @@ def test_a_heartbeat_outlives_a_store_it_cannot_open_and_beats_once_it_can(store
             raise failures.pop()
         return real(*args, **kwargs)
 
+    def beat_after(stamp: float) -> float:
+        deadline = time.monotonic() + 30
+        while store.experiment("FE-01")["heartbeat_at"] <= stamp and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return store.experiment("FE-01")["heartbeat_at"]
+
     monkeypatch.setattr(store_package, "RunStore", flaky)
-    with pytest.warns(RuntimeWarning, match="cannot be written now .*disk I/O error.*retrying"):
-        with Heartbeat(db_path, ["FE-01"], "A", every=0.02) as beat:
-            beat.start()
-            deadline = time.monotonic() + 30
-            while beat.beats < 2 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert beat.is_alive()
-    assert not failures and beat.beats >= 2 and not beat.is_alive()
+    with (pytest.warns(RuntimeWarning, match="cannot be written now .*disk I/O error.*retrying"),
+          Heartbeat(db_path, ["FE-01"], "A", every=0.02) as beat):
+        beat.start()
+        first = beat_after(clock.now)
+        second = beat_after(first)
+        assert beat.is_alive()
+    assert not failures and clock.now < first < second and not beat.is_alive()

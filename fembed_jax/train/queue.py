@@ -74,7 +74,6 @@ class Heartbeat(threading.Thread):
         super().__init__(daemon=True, name=f"heartbeat-{exp_ids[0]}")
         self.store_path, self.exp_ids, self.owner, self.every = store_path, list(exp_ids), owner, every
         self.halt = threading.Event()
-        self.beats = 0  # beats written for every experiment (tests read it)
 
     def run(self) -> None:
         from fembed_jax.store import RunStore
@@ -86,7 +85,6 @@ class Heartbeat(threading.Thread):
                     store = store or RunStore(self.store_path)
                     for exp_id in self.exp_ids:
                         store.heartbeat(exp_id, self.owner)
-                    self.beats += 1
                 except Exception as err:
                     # A failing store must never kill training nor end the beats: the next one
                     # reopens it and retries. Said once: the claim goes stale if it stays so.
