@@ -4,10 +4,14 @@ experiment keeps give back its whole result."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
 import pytest
 
 from fembed_jax.checkpoint import Checkpointer
+from fembed_jax.checkpoint_layout import META_FILE
 from fembed_jax.train.engine import DeviceData, Engine
 from fembed_jax.train.fit import Interrupted, Member, fit, fit_group
 
@@ -56,6 +60,31 @@ def test_a_stop_inside_an_epoch_resumes_from_that_batch_with_identical_results(e
     resumed = fit(cfg, engine.data, [42, 43], engine=engine, checkpointer=ckpt)
     assert resumed.resumed_from == epoch - 1
     same(resumed, whole)
+
+
+def test_a_resumed_result_counts_the_time_of_the_run_before_the_interruption(engine, tmp_path):
+    """FitResult.seconds (the record's training time) is the whole experiment's, not the last
+    run's: the checkpoint carries the seconds spent up to it."""
+    cfg = tiny_config(epochs=3, patience=10)
+    seen, on_step, should_stop = stop_at(1, 4)
+
+    def slow_first_step(report):  # the first run takes at least 3 s more than the second
+        if not seen:
+            time.sleep(3.0)
+        on_step(report)
+
+    began = time.monotonic()
+    with pytest.raises(Interrupted):
+        fit(cfg, engine.data, [42, 43], engine=engine, checkpointer=Checkpointer(tmp_path, "h"),
+            on_step=slow_first_step, should_stop=should_stop)
+    first_run = time.monotonic() - began
+    ckpt = Checkpointer(tmp_path, "h")
+    saved = json.loads((ckpt.step_path(ckpt.steps()[-1]) / META_FILE).read_text())["seconds"]
+    assert 3.0 < saved <= first_run
+    began = time.monotonic()
+    resumed = fit(cfg, engine.data, [42, 43], engine=engine, checkpointer=ckpt)
+    second_run = time.monotonic() - began
+    assert saved < resumed.seconds <= saved + second_run
 
 
 def test_a_stop_in_a_resumed_epoch_before_it_moved_saves_nothing_new(engine, tmp_path):

@@ -156,13 +156,23 @@ class _Track:
     losses: Any = None  # with start > 0: (K, n_batches) per-batch losses restored
     resumed_from: int | None = None
     selected_saved: bool = False  # its selected weights are on disk (Member.keep == "best")
-    started: float = 0.0
+    started: float = 0.0  # time.monotonic() when this run took the experiment on
+    earlier_seconds: float = 0.0  # spent in earlier runs on what its checkpoint keeps
     home: tuple[int, int] = (0, 0)  # its slice in the group's first (full) program
     parked: Any = None  # host copy of (params, best) rows once it left the program
 
     @property
     def finished(self) -> bool:
         return self.next_epoch >= self.member.cfg.epochs or not self.stop.active.any()
+
+    def seconds(self) -> float:
+        """Wall time on this experiment: this run's, plus the earlier runs' up to the checkpoint
+        it resumed from (work an interruption lost after that checkpoint is not counted)."""
+        return self.earlier_seconds + time.monotonic() - self.started
+
+    def meta(self, **extra) -> dict:
+        """The checkpoint meta of its current state."""
+        return {"history": self.history, "seeds": self.member.seeds, "seconds": self.seconds(), **extra}
 
 
 def safe_auc(labels: np.ndarray, probs: np.ndarray) -> float | None:
@@ -464,7 +474,7 @@ def _report_and_checkpoint(reports, program: _Program) -> None:
         if t.member.checkpointer is not None:
             state = program.state_of(t, report.epoch)
             faults.hit("fit.before_checkpoint")
-            meta = {"history": t.history, "seeds": t.member.seeds}
+            meta = t.meta()
             t.member.checkpointer.save(report.epoch, state, meta)
             if t.finished and t.member.keep == "best":
                 _save_selected(t, state, meta)
@@ -479,7 +489,7 @@ def _save_selected_left(tracks, program: _Program) -> None:
             last, best_rows = t.parked if t.parked is not None else program.host_rows(t)
             _save_selected(t, {"params": last, "best_params": best_rows, "stop": t.stop.to_tree(),
                                "epoch": np.int32(t.next_epoch - 1)},
-                           {"history": t.history, "seeds": t.member.seeds})
+                           t.meta())
 
 
 def _between(tracks, live, active, engine, stopper, program: _Program, steps, params, opt_state,
@@ -512,9 +522,8 @@ def _between(tracks, live, active, engine, stopper, program: _Program, steps, pa
         h_params, h_opt, h_best, h_keys, h_losses = (_rows(x, t.lo, t.hi) for x in host)
         state = state_tree(h_params, h_opt, h_best, h_keys, t.stop, t.next_epoch)
         state["position"] = _position_tree(step, h_losses)
-        t.member.checkpointer.save(t.next_epoch, state, {
-            "history": t.history, "seeds": t.member.seeds,
-            "position": {"step": step, "steps": engine.n_batches}})
+        t.member.checkpointer.save(t.next_epoch, state,
+                                   t.meta(position={"step": step, "steps": engine.n_batches}))
         faults.hit("fit.position_saved")
     positions = _after_epochs(tracks)
     positions.update({t.member.cfg.exp_id: (t.next_epoch, int(steps[t.lo])) for t in training
@@ -582,6 +591,7 @@ def _restore(tracks, program: _Program, engine) -> _Program:
         t.stop = stop
         t.selected_saved = selected_only
         t.history = list(meta.get("history", []))
+        t.earlier_seconds = float(meta.get("seconds", 0.0))  # 0: saved before fembed kept it
         if "position" in state:  # inside epoch `epoch`: its earlier batches are done
             t.next_epoch, t.resumed_from = int(epoch), int(epoch) - 1
             t.start, t.losses = int(state["position"]["step"]), np.asarray(state["position"]["losses"])
@@ -634,4 +644,4 @@ def _result(t: _Track, val_probs, val_labels, test, all_val_probs) -> FitResult:
     return FitResult(seeds=list(seeds), stop=t.stop, epochs_run=epochs_run, per_seed=per_seed,
                      aggregate=metrics.aggregate_seeds(healthy), last=last, history=t.history,
                      val_probs=all_val_probs[t.home[0]:t.home[1]], test_metrics=test_metrics,
-                     seconds=time.monotonic() - t.started, resumed_from=t.resumed_from)
+                     seconds=t.seconds(), resumed_from=t.resumed_from)
