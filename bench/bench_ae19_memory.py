@@ -135,7 +135,7 @@ def main() -> int:
         return 0
 
     started = time.perf_counter()
-    load_before = benchlib.load_average()
+    load_before, steal_before = benchlib.load_average(), benchlib.cpu_steal_seconds()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--preset", args.preset,
            "--batch", str(args.batch), "--steps", str(args.steps)]
     if args.row_chunk is not None:
@@ -155,17 +155,13 @@ def main() -> int:
         repeats=args.steps, torch=False,
     )
     result["load_average_start"] = load_before  # header() runs after the worker
+    result["cpu_steal_start"] = steal_before
     result.update(measured)
     result["target_peak_rss_mb"] = TARGET_MB
     result["within_target"] = measured["peak_rss_mb"] < TARGET_MB
     result["note"] = ("peak RSS is the worker's high-water mark (ru_maxrss), compilation included; "
                       "the machine is shared, so step times vary with its load")
-    if args.out is None:
-        benchlib.write("ae19_memory.json", result, started)
-    else:  # a scratch location, possibly outside the repository
-        result.update(load_average_end=benchlib.load_average(),
-                      wall_seconds=round(time.perf_counter() - started, 1))
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    benchlib.write(args.out or "ae19_memory.json", result, started)
     print(json.dumps({k: result[k] for k in ("peak_rss_mb", "step_seconds", "compile_seconds")}))
     return 0
 

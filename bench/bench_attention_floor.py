@@ -21,7 +21,10 @@ linearly to the 10,240 rows of a step:
   floor_softmax_vjp    softmax forward + its backward (ds = p (dp - sum_g p dp)), each read by a
                        matvec; a training step that recomputes the weights needs this plus one
                        more softmax forward
-  floor_dropout_mask   the dropout draw of the model (fembed_jax.models.dropout) for F x F x H
+  floor_dropout_mask   the model's dropout on the attention weights (attention_embedding.drop_weights:
+                       draws by dropout.hashed_uints) for F x F x H
+  ref_threefry_mask    the same dropout with threefry draws (dropout.random_uints, what the other
+                       dropouts use and the attention weights used before)
   embedding_{plain,factored}_{forward,grad}
                        the attention embedding module itself (train mode, dropout 0.5), value
                        and gradient of sum(sin(out)) w.r.t. all parameters
@@ -37,13 +40,13 @@ every repetition. Result: bench/results/attention_floor.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import benchlib  # noqa: E402
 
 PRESETS = {
@@ -61,6 +64,11 @@ def build_items(rows: int, chunk: int, only: set[str] | None):
 
     from fembed_jax.models import AttentionFeatureEmbedding
     from fembed_jax.models.dropout import dropout
+
+    try:
+        from fembed_jax.models.attention_embedding import drop_weights
+    except ImportError:  # a checkout from before the hashed mask (an A/B run): it used dropout()
+        drop_weights = dropout
 
     feats, heads = AE19["num_features"], AE19["num_heads"]
     keys = jax.random.split(jax.random.key(0), 7)
@@ -98,8 +106,8 @@ def build_items(rows: int, chunk: int, only: set[str] | None):
         ds = p * (cot - jnp.sum(p * cot, axis=-1, keepdims=True))
         return jnp.einsum("chfg,g->chf", p, probe), jnp.einsum("chfg,g->chf", ds, probe)
 
-    def mask(k):
-        return jnp.sum(dropout(jnp.broadcast_to(block, (chunk, *block.shape)), AE19["dropout"], k), axis=-1)
+    def mask(k, drop=drop_weights):
+        return jnp.sum(drop(jnp.broadcast_to(block, (chunk, *block.shape)), AE19["dropout"], k), axis=-1)
 
     items = {
         "floor_exp_sum": (jax.jit(lambda s: lax.map(exp_sum, s)), (shift,)),
@@ -108,6 +116,7 @@ def build_items(rows: int, chunk: int, only: set[str] | None):
         "ref_jax_nn_softmax": (jax.jit(lambda s: lax.map(jax_nn_softmax, s)), (shift,)),
         "floor_softmax_vjp": (jax.jit(lambda s: lax.map(softmax_vjp, s)), (shift,)),
         "floor_dropout_mask": (jax.jit(lambda k: lax.map(mask, k)), (chunk_keys,)),
+        "ref_threefry_mask": (jax.jit(lambda k: lax.map(functools.partial(mask, drop=dropout), k)), (chunk_keys,)),
     }
 
     batch = rows // AE19["context"]
@@ -171,7 +180,7 @@ def main() -> int:
     floor_rows = max(1, args.rows // args.chunk) * args.chunk
     figures = {}
     for name, ts in times.items():
-        timed = floor_rows if name.startswith("floor_") else args.rows
+        timed = args.rows if name.startswith("embedding_") else floor_rows
         scale = STEP_ROWS / timed
         weights = timed * AE19["num_heads"] * AE19["num_features"] ** 2
         spread = benchlib.spread(ts, 4)
@@ -188,14 +197,8 @@ def main() -> int:
         note=("seconds_per_step_rows = median x (10240 / timed rows): linear extrapolation to one "
               "AE-19 training batch; the machine is shared, see load_average_per_repeat"),
     )
-    if args.out is None:
-        name = "attention_floor.json" if args.preset == "AE-19" else f"attention_floor_{args.preset.lower().replace('-', '')}.json"
-        benchlib.write(name, result, started)
-    else:
-        result.update(load_average_end=benchlib.load_average(), wall_seconds=round(time.perf_counter() - started, 1))
-        import json
-
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    default = "attention_floor.json" if args.preset == "AE-19" else f"attention_floor_{args.preset.lower().replace('-', '')}.json"
+    benchlib.write(args.out or default, result, started)
     for name, fig in figures.items():
         print(f"{name:32s} {fig['seconds_per_step_rows']:8.2f} s/step-rows  {fig['ns_per_weight']:.3f} ns/weight")
     return 0

@@ -21,6 +21,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# A benchmark measures the checkout it belongs to (a worktree of an older commit included), not
+# whichever fembed the virtual environment has installed in editable mode.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 RESULTS = HERE / "results"
 RESULT_TAG = "BENCH_RESULT "  # a worker prints its result on one line that starts with this
 
@@ -82,6 +86,15 @@ def load_average() -> list[float]:
         return []
 
 
+def cpu_steal_seconds() -> float | None:
+    """CPU time the hypervisor gave other guests so far, all cores (/proc/stat 'steal'; Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def spread(values: list[float], digits: int = 4) -> dict:
     """median, min, max and the raw values."""
     if not values:
@@ -102,14 +115,20 @@ def ratio(num: dict, den: dict, digits: int = 3) -> dict:
 def header(benchmark: str, repeats: int, torch_threads: int | None = None, torch: bool = True) -> dict:
     return {"benchmark": benchmark, "machine": machine(), "versions": versions(torch),
             "threads": threads(torch_threads), "repeats": repeats, "statistic": "median",
-            "load_average_start": load_average()}
+            "load_average_start": load_average(), "cpu_steal_start": cpu_steal_seconds()}
 
 
-def write(name: str, result: dict, started: float) -> Path:
+def write(name: str | Path, result: dict, started: float) -> Path:
+    """Finish `result` (load, steal and wall time since `started`) and write it: a bare name goes to
+    bench/results/, a path (a scratch location, possibly outside the repository) is used as is."""
     result["load_average_end"] = load_average()
+    steal_start, steal_end = result.pop("cpu_steal_start", None), cpu_steal_seconds()
+    if steal_start is not None and steal_end is not None:
+        # a noisy neighbour on the VM shows here and not in the load average
+        result["cpu_steal_seconds"] = round(steal_end - steal_start, 1)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     result["generated_at"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    path = RESULTS / name
+    path = name if isinstance(name, Path) else RESULTS / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}", flush=True)

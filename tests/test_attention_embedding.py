@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from fembed_jax.models import AttentionFeatureEmbedding
-from fembed_jax.models.attention_embedding import _attend, _attention_weights
-from fembed_jax.models.dropout import dropout
+from fembed_jax.models.attention_embedding import _attend, _attention_weights, drop_weights
 
 jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
@@ -117,7 +116,7 @@ def test_attend_vjp_matches_autodiff_of_reference(dropout_on):
     def reference(q, k, v):
         p = jax.nn.softmax(jnp.einsum("chfd,chgd->chfg", q, k), axis=-1)
         if key is not None:
-            p = dropout(p, rate, key)
+            p = drop_weights(p, rate, key)
         return jnp.einsum("chfg,chgd->chfd", p, v)
 
     cot = jax.random.normal(ks[4], q.shape)

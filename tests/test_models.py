@@ -24,6 +24,7 @@ from fembed_jax.models import (
     num_patches,
     progressive_dims,
 )
+from fembed_jax.models.dropout import hashed_uints, random_uints
 
 # Shapes are tiny, so XLA compile time dominates these tests: compile without backend optimisation.
 jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
@@ -156,10 +157,11 @@ def test_dropout_train_differs_from_eval_and_eval_is_deterministic():
     assert not np.allclose(train_1, train_2)
 
 
+@pytest.mark.parametrize("uints", [random_uints, hashed_uints], ids=["threefry", "hashed"])
 @pytest.mark.parametrize("rate", [0.5, 0.6, 0.3])
-def test_dropout_rate_and_unbiased_scaling(rate):
+def test_dropout_rate_and_unbiased_scaling(rate, uints):
     x = jnp.ones((200_000,))
-    y = jit(lambda x, k: dropout(x, rate, k))(x, jax.random.key(0))
+    y = jit(lambda x, k: dropout(x, rate, k, uints=uints))(x, jax.random.key(0))
     dropped = float(jnp.mean(y == 0))
     assert abs(dropped - effective_rate(rate)) < 0.005
     assert abs(effective_rate(rate) - rate) <= 1 / 512
@@ -180,10 +182,52 @@ def test_dropout_exact_at_half_and_edge_rates():
     [jax.random.key(5), jax.random.PRNGKey(5), jax.random.key(5, impl="rbg")],
     ids=["typed-threefry", "raw-threefry", "rbg"],
 )
-def test_dropout_accepts_key_kinds(key):
-    y = jit(lambda k: dropout(jnp.ones((4001,)), 0.5, k))(key)
+@pytest.mark.parametrize("uints", [random_uints, hashed_uints], ids=["threefry", "hashed"])
+def test_dropout_accepts_key_kinds(key, uints):
+    y = jit(lambda k: dropout(jnp.ones((4001,)), 0.5, k, uints=uints))(key)
     assert y.shape == (4001,)
     assert 0.45 < float(jnp.mean(y == 0)) < 0.55
+
+
+def _chi_square_z(counts: np.ndarray) -> float:
+    """(chi^2 - df) / sqrt(2 df) of counts against equal cells: ~N(0, 1) for uniform draws."""
+    expected = counts.sum() / counts.size
+    chi2 = float(np.sum((counts - expected) ** 2) / expected)
+    return (chi2 - (counts.size - 1)) / math.sqrt(2 * (counts.size - 1))
+
+
+def test_hashed_uints_are_uniform_and_independent():
+    """The attention mask's draws: byte frequencies, byte pairs inside a 32-bit word and one word
+    apart, and the same positions under a sibling key all look uniform (|z| < 5 at 2^22 bytes;
+    the bare counter scores z ~ 10^5-10^6 on the byte and next-word tests)."""
+    n = 1 << 22
+    draw = jax.jit(lambda k: hashed_uints(k, n))
+    key_a, key_b = jax.random.split(jax.random.key(11))
+    a, b = (np.asarray(draw(k)).astype(np.int64) for k in (key_a, key_b))
+    assert abs(_chi_square_z(np.bincount(a, minlength=256))) < 5
+    for lag in (1, 4):  # neighbours in one word; the same byte of the next word
+        pairs = a[: n - lag : 4] * 256 + a[lag::4][: len(a[: n - lag : 4])]
+        assert abs(_chi_square_z(np.bincount(pairs, minlength=65536))) < 5, lag
+    across_keys = a[: n // 4] * 256 + b[: n // 4]
+    assert abs(_chi_square_z(np.bincount(across_keys, minlength=65536))) < 5
+    np.testing.assert_array_equal(np.asarray(draw(key_a)), a)  # the same key, the same draws
+
+
+def test_hashed_uints_keys_with_nearby_first_words_are_unrelated():
+    """Keys whose first words differ by d would give the same words shifted by d if only the first
+    word entered (one fmix32 round over i + s0); the second word's round makes them unrelated."""
+    n, shift = 1 << 20, 1000  # shift in words
+    a = np.asarray(hashed_uints(jnp.array([5, 7], jnp.uint32), n)).view(np.uint32)
+    b = np.asarray(hashed_uints(jnp.array([5 + shift, 9], jnp.uint32), n)).view(np.uint32)
+    assert np.mean(a[shift:] == b[: len(a) - shift]) < 1e-3
+
+
+def test_hashed_uints_sixteen_bit_and_bad_width():
+    draws = np.asarray(hashed_uints(jax.random.key(2), 100_001, 16))
+    assert draws.dtype == np.uint16 and draws.shape == (100_001,)
+    assert abs(draws.mean() / 65535 - 0.5) < 0.01
+    with pytest.raises(ValueError, match="bit width"):
+        hashed_uints(jax.random.key(2), 10, 4)
 
 
 def test_attention_embedding_applies_dropout_to_attention_weights():

@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from fembed_jax.models.dropout import Dropout, dropout
+from fembed_jax.models.dropout import Dropout, dropout, hashed_uints
 from fembed_jax.models.init import layer_norm, standard_normal, torch_linear_bound, uniform_symmetric
 
 # Bytes of one (rows, H, F, F) float32 attention buffer per chunk when row_chunk is automatic.
@@ -69,6 +69,13 @@ def auto_row_chunk(num_features: int, num_heads: int, chunk_bytes: int | None = 
     return max(1, chunk_bytes // (num_heads * num_features * num_features * 4))
 
 
+def drop_weights(weights: jax.Array, rate: float, key: jax.Array) -> jax.Array:
+    """Dropout on attention weights. The mask is drawn by hashed_uints: 10^10 draws per AE-19
+    step, twice (forward, and the backward's recomputation), where threefry made the mask ~40% of
+    the embedding's gradient time on the 2-core CPU (BENCHMARKS.md, attention embedding)."""
+    return dropout(weights, rate, key, uints=hashed_uints)
+
+
 def _attention_weights(q, k):
     """Unnormalised weights e = exp(s - max_g s), s = q k^T, and their sums z (c, H, F, 1)."""
     scores = jnp.einsum("chfd,chgd->chfg", q, k)
@@ -81,7 +88,7 @@ def _attend(q, k, v, key, rate):
     """Dropout(softmax_g(q k^T)) v per row and head: (c, H, F, hd) x 3 -> (c, H, F, hd).
 
     Computed as (Dropout(e) v) / z with e = exp(s - max_g s), z = sum_g e: dropout scales each
-    weight, which commutes with 1/z, and the mask is dropout()'s for the same key and the same
+    weight, which commutes with 1/z, and the mask is drop_weights()'s for the same key and the same
     (c, H, F, F) shape, so this is the plain computation up to rounding. key None: no dropout.
 
     The VJP keeps only the inputs and recomputes e in the backward pass (the same mask from the
@@ -94,7 +101,7 @@ def _attend(q, k, v, key, rate):
     """
     weights, norm = _attention_weights(q, k)
     if key is not None:
-        weights = dropout(weights, rate, key)
+        weights = drop_weights(weights, rate, key)
     return jnp.einsum("chfg,chgd->chfd", weights, v) / norm
 
 
@@ -105,7 +112,7 @@ def _attend_fwd(q, k, v, key, rate):
 def _attend_bwd(rate, residuals, grad_out):
     q, k, v, key = residuals
     weights, norm = _attention_weights(q, k)
-    dropped = weights if key is None else dropout(weights, rate, key)
+    dropped = weights if key is None else drop_weights(weights, rate, key)
     mixed = jnp.einsum("chfg,chgd->chfd", dropped, v)  # N, the forward's product (shared by CSE)
     grad_n = grad_out / norm
     resid = jnp.sum(grad_n * mixed, axis=-1, keepdims=True)  # r
@@ -208,7 +215,7 @@ class AttentionFeatureEmbedding(nn.Module):
                 v = jnp.einsum("cfe,ehd->chfd", tokens, v_w) + v_b
                 weights = jax.nn.softmax(jnp.einsum("chfd,chgd->chfg", q, k), axis=-1)
                 if key is not None:
-                    weights = dropout(weights, rate, key)
+                    weights = drop_weights(weights, rate, key)
                 context = jnp.einsum("chfg,chgd->chfd", weights, v).transpose(0, 2, 1, 3)  # (c, F, H, hd)
                 return context.reshape(rows.shape[0], feats * embed) @ out_w + out_b  # heads concatenated
 

@@ -16,9 +16,15 @@ expectation is unbiased in all cases. w = 16 gives 1/65536 steps at ~1.4x the co
 Measured on the 2-core CPU for a (128, 80, 32) float32 tensor at p = 0.5 (medians, jit):
 bernoulli 1.5 ms, 8-bit via jax.random.bits 0.67 ms, 16-bit via jax.random.bits 0.93 ms,
 8-bit from the raw threefry words (this module) 0.47 ms; an elementwise op ~0.25 ms.
+
+Where the mask itself is the cost (the attention embedding's 10^10 weights per AE-19 step),
+`hashed_uints` replaces threefry by a keyed counter hash at a fraction of its integer work;
+every other dropout keeps threefry (`random_uints`), so their results are unchanged.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -61,6 +67,38 @@ def random_uints(key: jax.Array, n: int, width: int = 8) -> jax.Array:
     return lax.bitcast_convert_type(words, _UINT_BY_WIDTH[width]).reshape(-1)[:n]
 
 
+def _fmix32(h: jax.Array) -> jax.Array:
+    """MurmurHash3's 32-bit finaliser: a bijection of uint32 with full avalanche."""
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * jnp.uint32(0xC2B2AE35)
+    return h ^ (h >> 16)
+
+
+def hashed_uints(key: jax.Array, n: int, width: int = 8) -> jax.Array:
+    """n uniform unsigned integers of `width` bits from a keyed counter hash, flat.
+
+    word_i = fmix32(fmix32(i + s0) ^ s1): two rounds of MurmurHash3's finaliser with a key word
+    injected before each, (s0, s1) the threefry key's own data (other key kinds: drawn from it by
+    jax.random.bits). The key's data rather than a draw from it: XLA then sees the same seed in
+    the rematerialised forward and the VJP and computes the backward's mask once. ~8 integer ops
+    a word against threefry's ~60 (20 rounds on two words for 64 bits): on the 2-core CPU the
+    mask costs ~2.5x less (bench/bench_attention_floor.py, floor_dropout_mask against
+    ref_threefry_mask). For dropout masks, not cryptography: tests/test_models.py checks the
+    byte frequencies, adjacent and word-apart byte pairs, and that other keys, nearby ones
+    included, give unrelated words.
+    """
+    if width not in _UINT_BY_WIDTH:
+        raise ValueError(f"dropout bit width must be 8 or 16, got {width}")
+    n_words = -(-n * width // 32)
+    seed = _threefry_key_data(key)  # already random words (split keys); no op to draw them
+    if seed is None:
+        seed = jax.random.bits(key, (2,), jnp.uint32)
+    words = _fmix32(_fmix32(lax.iota(jnp.uint32, n_words) + seed[0]) ^ seed[1])
+    return lax.bitcast_convert_type(words, _UINT_BY_WIDTH[width]).reshape(-1)[:n]
+
+
 def keep_threshold(rate: float, width: int = 8) -> int:
     """Integer threshold t with keep_actual = t / 2^width closest to 1 - rate."""
     levels = 1 << width
@@ -72,15 +110,17 @@ def effective_rate(rate: float, width: int = 8) -> float:
     return 1.0 - keep_threshold(rate, width) / (1 << width)
 
 
-def dropout(x: jax.Array, rate: float, key: jax.Array, width: int = 8) -> jax.Array:
-    """Inverted dropout of x with a mask drawn from `key` (see module docstring)."""
+def dropout(x: jax.Array, rate: float, key: jax.Array, width: int = 8,
+            uints: Callable[[jax.Array, int, int], jax.Array] = random_uints) -> jax.Array:
+    """Inverted dropout of x with a mask drawn from `key` (see module docstring); `uints` makes
+    the draws (random_uints, or hashed_uints where the mask is the cost: attention weights)."""
     levels = 1 << width
     threshold = keep_threshold(rate, width)
     if threshold >= levels:  # rate below half a step: nothing is dropped
         return x
     if threshold == 0:
         return jnp.zeros_like(x)
-    draws = random_uints(key, x.size, width).reshape(x.shape)
+    draws = uints(key, x.size, width).reshape(x.shape)
     keep = draws < jnp.asarray(threshold, draws.dtype)
     scale = jnp.asarray(levels / threshold, x.dtype)
     return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
