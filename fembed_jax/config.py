@@ -24,8 +24,7 @@ DEFAULT_SELECTION_RULE = "alternate"  # the protocol fembed ranks results under 
 #   name     names the experiment; never changes what training produces (not hashed)
 #   data     selects the dataset it trains on (one loaded dataset per distinct value)
 #   model    shapes the network and so its parameter count (catalog.param_counts)
-#   program  changes the compiled training program, not the parameters (dropout, batch, loss
-#            family: `loss` maps to its family in engine.structure_key)
+#   program  changes the compiled training program, not the parameters (dropout, batch)
 #   member   a value the program takes per member (experiment x seed) as an array: experiments
 #            differing only in these share one program
 #   loop     read by the Python epoch loop (epochs, early stopping, selection)
@@ -92,7 +91,9 @@ class ExperimentConfig:
     patch_length: int = _field(16, "model")
     stride: int = _field(8, "model")
     use_revin: bool = _field(True, "model")
-    loss: str = _field("bce", "program", "member")  # its family shapes the program, its name the values
+    # A member value: a program whose members' losses span several families switches per member
+    # (losses.program_loss_fn), so the loss never splits a group.
+    loss: str = _field("bce", "member")
     loss_params: FrozenParams = _field(dataclasses.MISSING, "member", factory=FrozenParams)
     embedding: str = _field("none", "model")
     embedding_params: FrozenParams = _field(dataclasses.MISSING, "model", factory=FrozenParams)
@@ -162,14 +163,11 @@ def default_early_stop_metric(loss: str) -> str:
 
 def structure_key(cfg: ExperimentConfig) -> tuple:
     """What changes the compiled training program: every field whose role is data, model or
-    program, the loss by its family (mildfocal shares focal's). Experiments with equal keys can
-    share one program (train/schedule.py groups them; fembed_jax.estimate times one per key)."""
-    from fembed_jax.loss_specs import loss_family
+    program. Experiments with equal keys can share one program (train/schedule.py groups them;
+    fembed_jax.estimate times one per key)."""
 
     def value(name: str):
         raw = getattr(cfg, name)
-        if name == "loss":
-            return loss_family(raw)
         return tuple(sorted(raw.items())) if isinstance(raw, Mapping) else raw
 
     return tuple((name, value(name)) for name in fields_with("data", "model", "program"))

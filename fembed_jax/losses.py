@@ -17,10 +17,13 @@ Two ways in:
   gives the resolved values). ``mask`` (0/1 per sample) lets the engine pad batches to a fixed
   size: the masked loss equals the loss of the unpadded batch. A batch with no unmasked sample
   gives 0 for the mean terms (denominators are clamped at 1), so it contributes no gradient.
+* ``program_loss_fn(families)`` with ``program_loss_hparams(families, name, params)``: the same
+  for a program whose members train losses of several families (the loss is a member value).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import jax
@@ -32,6 +35,7 @@ from fembed_jax.loss_specs import (EARLY_STOP_METRIC, EPS, LOSS_NAMES, SPECS, ea
 
 __all__ = [
     "EARLY_STOP_METRIC",
+    "FAMILY_INDEX",
     "LOSS_NAMES",
     "asymmetricfocal",
     "bce",
@@ -45,6 +49,8 @@ __all__ = [
     "loss_fn_from_hparams",
     "loss_hparams",
     "mildfocal",
+    "program_loss_fn",
+    "program_loss_hparams",
     "softauc",
     "validate_loss_params",
     "variancereg",
@@ -298,6 +304,60 @@ def loss_fn_from_hparams(name: str) -> Callable:
     function object is returned for every loss of a family, so it can be a static jit argument.
     """
     return _FAMILY_FNS[loss_family(name)]
+
+
+FAMILY_INDEX = "family"  # the hparams entry of a mixed program: the member's index into its families
+
+
+@functools.cache
+def program_loss_fn(families: tuple[str, ...]) -> Callable:
+    """``f(probs, targets, hparams, mask=None)`` for the members of one program, whose losses
+    span ``families`` (distinct family names, in the program's order).
+
+    One family: that family's function; hparams are its keys (``loss_hparams``). Several:
+    hparams are ``program_loss_hparams``: every family's keys as "family.key" and "family", the
+    member's index into ``families``; ``lax.switch`` on it gives the member's own loss. Under
+    vmap the switch computes every branch and selects, so each member's value and gradient are
+    those of its own loss: the other branches get a zero cotangent and, since they read valid
+    values (their defaults), finite partials, so they add exactly zero.
+    """
+    if len(families) == 1:
+        return _FAMILY_FNS[families[0]]
+    branches = [_branch(f) for f in families]
+
+    def loss_fn(probs, targets, hparams: Mapping, mask=None):
+        return jax.lax.switch(hparams[FAMILY_INDEX], branches, probs, targets, hparams, mask)
+
+    loss_fn.__name__ = "_or_".join(families) + "_from_hparams"
+    return loss_fn
+
+
+def _branch(family: str) -> Callable:
+    """`family`'s loss reading its own "family.key" entries of a mixed program's hparams."""
+    fn, keys = _FAMILY_FNS[family], tuple(SPECS[family].params)
+
+    def branch(probs, targets, hparams, mask):
+        return fn(probs, targets, {k: hparams[f"{family}.{k}"] for k in keys}, mask)
+
+    return branch
+
+
+def program_loss_hparams(families: tuple[str, ...], name: str, params: Mapping) -> dict[str, float]:
+    """One member's loss hyperparameters for ``program_loss_fn(families)``: ``loss_hparams``
+    with one family; with several, every family's keys (the member's values for its own family,
+    defaults for the others) and its family's index."""
+    family = loss_family(name)
+    if family not in families:
+        raise ValueError(f"loss {name!r} (family {family!r}) is not among this program's loss "
+                         f"families {list(families)}")
+    own = loss_hparams(name, **dict(params))
+    if len(families) == 1:
+        return own
+    out: dict[str, float] = {FAMILY_INDEX: families.index(family)}
+    for f in families:
+        values = own if f == family else loss_hparams(f)
+        out.update({f"{f}.{k}": v for k, v in values.items()})
+    return out
 
 
 def get_loss(name: str, /, **params) -> Callable:

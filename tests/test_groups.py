@@ -21,12 +21,13 @@ def close(a, b, tol=1e-5):
     return a == b
 
 
-def test_structure_key_groups_loss_hyperparameters_not_shapes():
+def test_structure_key_groups_losses_not_shapes():
     focal = tiny_config(loss="focal", loss_params={"gamma": 2.0, "alpha": 0.25})
     assert structure_key(focal) == structure_key(focal.replace(loss_params={"gamma": 3.0, "alpha": 0.75}))
     assert structure_key(focal) == structure_key(focal.replace(loss="mildfocal", loss_params={}))
     assert structure_key(focal) == structure_key(focal.replace(weight_decay=0.01, learning_rate=3e-4))
-    assert structure_key(focal) != structure_key(focal.replace(loss="bce", loss_params={}))
+    # the loss is a member value, of any family (losses.program_loss_fn)
+    assert structure_key(focal) == structure_key(focal.replace(loss="bce", loss_params={}))
     assert structure_key(focal) != structure_key(focal.replace(d_model=32))
     assert structure_key(focal) != structure_key(focal.replace(dropout=0.3))
 
@@ -51,6 +52,22 @@ def test_a_group_ends_exactly_like_each_experiment_alone():
         np.testing.assert_allclose(got.val_probs, alone.val_probs, rtol=1e-5, atol=1e-6)
     # each experiment ran its own number of epochs inside the shared loop
     assert [len(r.history) for r in grouped][0] == 3 and [len(r.history) for r in grouped][2] == 2
+
+
+def test_a_group_of_several_loss_families_ends_like_each_alone():
+    """BCE, focal and VarianceReg members in one program (the loss switched per member): each
+    experiment ends as it does alone in a program that computes only its own loss."""
+    data = DeviceData.from_dataset(synthetic_dataset())
+    cfgs = [tiny_config(exp_id="M-01", epochs=2),
+            tiny_config(exp_id="M-02", loss="focal", loss_params={"gamma": 3.0}, epochs=3, patience=1),
+            tiny_config(exp_id="M-03", loss="variancereg", loss_params={"lambda_var": 0.25},
+                        early_stop_metric="val_loss", epochs=2)]
+    grouped = fit_group([Member(c, [42, 43]) for c in cfgs], data)
+    for cfg, got in zip(cfgs, grouped):
+        alone = fit(cfg, data, [42, 43])
+        assert got.epochs_run == alone.epochs_run
+        assert close(got.history, alone.history) and close(got.per_seed, alone.per_seed)
+        np.testing.assert_allclose(got.val_probs, alone.val_probs, rtol=1e-5, atol=1e-6)
 
 
 def test_lf_p2_forms_two_groups_one_per_architecture():

@@ -372,6 +372,29 @@ def test_families_share_one_function():
     assert L.loss_hparams("focal", gamma=3) == {"gamma": 3.0, "alpha": 0.25, "eps": 1e-7}
 
 
+def test_one_program_trains_every_loss_each_member_its_own():
+    """A program whose members train losses of every family (lax.switch on the member's family
+    index, vmapped): each member's loss and gradient equal its own loss alone, also at p = 0 and
+    p = 1 exactly, where another family's branch would be at its clamp."""
+    families = tuple(dict.fromkeys(L.loss_family(n) for n in L.LOSS_NAMES))
+    fn = L.program_loss_fn(families)
+    members = [(n, s) for n in sorted(VMAP_SETTINGS) for s in VMAP_SETTINGS[n]] + [("bce", {}), ("mildfocal", {})]
+    rows = [L.program_loss_hparams(families, n, s) for n, s in members]
+    batch = {k: jnp.asarray([r[k] for r in rows], jnp.int32 if k == L.FAMILY_INDEX else jnp.float32)
+             for k in rows[0]}
+    p = jnp.asarray(np.r_[P, 0.0, 1.0], jnp.float32)
+    y = jnp.asarray(np.r_[Y, 1.0, 0.0], jnp.float32)
+    mask = jnp.ones(p.shape[0])
+    values, grads = jax.jit(jax.vmap(jax.value_and_grad(fn), in_axes=(None, None, 0, None)))(p, y, batch, mask)
+    for k, (name, settings) in enumerate(members):
+        v, g = jax.value_and_grad(L.get_loss(name, **settings))(p, y)
+        assert float(values[k]) == pytest.approx(float(v), rel=1e-6), name
+        np.testing.assert_allclose(np.asarray(grads[k]), np.asarray(g), rtol=1e-5, atol=1e-7, err_msg=name)
+    assert L.program_loss_fn(("bce",)) is L.loss_fn_from_hparams("bce")  # one family: no switch
+    with pytest.raises(ValueError, match="not among this program's loss families"):
+        L.program_loss_hparams(("bce", "focal"), "variancereg", {})
+
+
 def test_hparams_keys_are_checked():
     fn = L.loss_fn_from_hparams("focal")
     with pytest.raises(ValueError, match="alpha"):

@@ -25,6 +25,7 @@ tier = "a20"
 d_embed = 8
 loss = "focal"
 loss_params = { gamma = 2.0, alpha = 0.5 }
+dropout = 0.3  # its own program: TT-01 rerun alone must equal TT-01 of `run --all` bit for bit
 description = "tiny focal"
 """
 

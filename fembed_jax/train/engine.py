@@ -10,8 +10,9 @@ CHUNK_SECONDS. Windows are gathered from the (rows, features) matrix inside the 
 round-trip happens inside a chunk and a500 never holds 80 copies of its data.
 
 The vmapped axis holds *members*: the seeds of one experiment, or the seeds of several
-experiments that share the program's static structure (same shapes, loss family, dropout) and
-differ only in what is an array here: loss hyperparameters, learning rate, weight decay (in the
+experiments that share the program's static structure (same shapes, dropout, batch) and differ
+only in what is an array here: the loss (its hyperparameters, and which loss when the members'
+losses are of several families: losses.program_loss_fn), learning rate, weight decay (in the
 optimizer state) and seeds. Every member carries its own epoch counter and draws its shuffling
 and dropout from keys derived from (seed, epoch), so an epoch is reproducible on its own: a
 resumed run replays exactly what an uninterrupted one would have done.
@@ -80,10 +81,6 @@ def seed_keys(seeds: Sequence[int]) -> jax.Array:
     return jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
 
 
-def loss_hparams_of(cfg: ExperimentConfig) -> dict[str, float]:
-    return losses.loss_hparams(cfg.loss, **dict(cfg.loss_params))
-
-
 def _key(raw: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(raw)
 
@@ -102,11 +99,13 @@ class Engine:
     """Compiled init / train-epoch / evaluate for one program structure and any member count."""
 
     def __init__(self, cfg: ExperimentConfig, data: DeviceData, devices: Sequence | None = None,
-                 steps_per_chunk: int | None = None):
+                 steps_per_chunk: int | None = None, loss_names: Sequence[str] = ()):
+        """`loss_names`: the losses of the members it will train besides `cfg`'s (their
+        families are compiled in; a program of one family computes only that loss)."""
         self.cfg = cfg
         self.model = build_model(cfg)
-        self.loss_fn = losses.loss_fn_from_hparams(cfg.loss)
-        self.hparams = {k: np.float32(v) for k, v in loss_hparams_of(cfg).items()}
+        self.loss_families = tuple(dict.fromkeys(losses.loss_family(n) for n in (cfg.loss, *loss_names)))
+        self.loss_fn = losses.program_loss_fn(self.loss_families)
         self.tx = make_optimizer(cfg.learning_rate, cfg.weight_decay)
         self._window = jnp.arange(cfg.context_length, dtype=jnp.int32)
         devices = list(devices) if devices else [jax.devices()[0]]
@@ -153,12 +152,13 @@ class Engine:
             raise ValueError(f"{n} members cannot be split over {self.num_devices} devices; "
                              "pad the member list to a multiple of the device count")
 
-    def member_hparams(self, per_member: Sequence[dict[str, float]] | None, n: int) -> dict:
-        """Loss hyperparameters as (M,) arrays; None repeats the engine config's values."""
-        if per_member is None:
-            per_member = [self.hparams] * n
-        keys = self.hparams.keys()
-        return self.shard({k: np.asarray([float(h[k]) for h in per_member], np.float32) for k in keys})
+    def member_hparams(self, per_member: Sequence[ExperimentConfig] | None, n: int) -> dict:
+        """The members' loss hyperparameters (losses.program_loss_hparams) as (M,) arrays, from
+        their configs; None repeats the engine config's."""
+        rows = [losses.program_loss_hparams(self.loss_families, c.loss, c.loss_params)
+                for c in (per_member if per_member is not None else [self.cfg] * n)]
+        return self.shard({k: np.asarray([r[k] for r in rows], np.int32 if k == losses.FAMILY_INDEX else np.float32)
+                           for k in rows[0]})
 
     # ---- per-member pure functions (vmapped above) -------------------------------------------
     def _gather(self, matrix: jax.Array, starts: jax.Array) -> jax.Array:

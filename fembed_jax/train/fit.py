@@ -32,7 +32,7 @@ from fembed_jax import faults, metrics
 from fembed_jax.config import ExperimentConfig
 from fembed_jax.data.splits import selection_masks
 from fembed_jax.train.early_stopping import StopState
-from fembed_jax.train.engine import (DeviceData, Engine, StopWaiting, loss_hparams_of, seed_keys,
+from fembed_jax.train.engine import (DeviceData, Engine, StopWaiting, seed_keys,
                                      select_members)
 
 
@@ -230,7 +230,7 @@ class _Program:
         pad = (-len(seeds)) % engine.num_devices
         owners = [m for m in members for _ in m.seeds] + [members[-1]] * pad
         keys = engine.shard(seed_keys(seeds + [seeds[-1]] * pad))
-        hparams = engine.member_hparams([loss_hparams_of(m.cfg) for m in owners], len(owners))
+        hparams = engine.member_hparams([m.cfg for m in owners], len(owners))
         params, opt_state = engine.init(keys, learning_rates=[m.cfg.learning_rate for m in owners],
                                         weight_decays=[m.cfg.weight_decay for m in owners],
                                         poll=poll)
@@ -324,7 +324,8 @@ def fit_group(members: Sequence[Member], data: DeviceData, *,
     measured); the results do not depend on it. `on_pace(engine, members)` is called once, after
     the first epoch trained, when the engine's step time is measured.
     """
-    engine = engine or Engine(members[0].cfg, data, devices=devices, steps_per_chunk=steps_per_chunk)
+    engine = engine or Engine(members[0].cfg, data, devices=devices, steps_per_chunk=steps_per_chunk,
+                              loss_names=[m.cfg.loss for m in members])
     stopper = _Stopper(should_stop)
     try:
         program = _Program.fresh(members, engine, stopper.poll)

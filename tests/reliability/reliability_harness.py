@@ -55,6 +55,7 @@ tier = "a20"
 d_embed = 8
 loss = "focal"
 loss_params = {{ gamma = 2.0, alpha = 0.5 }}
+dropout = 0.3  # a structural difference: TT-01 and TT-02 never share a program (bit-exact checks)
 description = "tiny focal"
 {extra_02}"""
 
