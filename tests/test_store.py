@@ -489,3 +489,21 @@ def test_a_heartbeat_outlives_a_store_it_cannot_open_and_beats_once_it_can(store
         second = beat_after(first)
         assert beat.is_alive()
     assert not failures and clock.now < first < second and not beat.is_alive()
+
+
+def test_an_open_that_fails_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    """SQLite says only "disk I/O error" when a full disk leaves no room for the -shm index (seen
+    with tests/reliability/test_full_disk.py's filled tmpfs): the message names the full disk and
+    says nothing is lost; with space left it stays SQLite's own words."""
+    from fembed_jax.store import db
+
+    path = tmp_path / "fembed.db"
+    err = sqlite3.OperationalError("disk I/O error")
+    plain = str(db._open_error(path, err, "read"))
+    assert plain == f"run store {path} cannot be read: disk I/O error"
+    monkeypatch.setattr(db.os, "statvfs", lambda _: types.SimpleNamespace(f_bavail=3, f_frsize=4096))
+    full = str(db._open_error(path, err, "opened for writing"))
+    assert full.startswith(f"run store {path} cannot be opened for writing: disk I/O error; the disk "
+                           "holding it is full (12 kB free): nothing is lost")
+    foreign = str(db._open_error(path, sqlite3.DatabaseError("file is not a database"), "read"))
+    assert "is not an SQLite run store" in foreign

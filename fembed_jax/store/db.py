@@ -74,7 +74,7 @@ def _refuse_foreign_file(path: pathlib.Path) -> None:
     """Refuse a store file that is empty while results exist beside it: SQLite would treat a
     truncated (0-byte) file as a new database and silently start an empty queue, losing every
     queue state, epoch row and legacy record. (A file that is not SQLite at all SQLite refuses
-    itself: `_not_a_store`.)
+    itself: `_open_error`.)
 
     Only stat(), never open(): POSIX record locks belong to the process, and closing *any*
     descriptor of the file drops every lock the process's SQLite connections hold on it. Another
@@ -95,12 +95,28 @@ def _refuse_foreign_file(path: pathlib.Path) -> None:
                          "new store (results.json files are kept)")
 
 
-def _not_a_store(path: pathlib.Path, err: sqlite3.Error) -> StoreError | None:
-    """The error for a store file that is not SQLite (damaged, or another file), else None."""
+# Less free space than this beside the store makes an SQLite open error a full disk (a WAL
+# store's first connection creates its 32 kB -shm index, a writer its -wal).
+FULL_DISK_BYTES = 2**20
+
+
+def _open_error(path: pathlib.Path, err: sqlite3.Error, what: str) -> StoreError:
+    """The one-line error for SQLite failing to open the store (`what`: "read", "opened for
+    writing"): a file that is not SQLite, a full disk (SQLite only says "disk I/O error" when it
+    cannot create the -shm index), or SQLite's own words."""
     if isinstance(err, sqlite3.DatabaseError) and "not a database" in str(err):
         return StoreError(f"{path} is not an SQLite run store (damaged or another file); move it "
                           "aside to start a new store")
-    return None
+    try:
+        fs = os.statvfs(path.parent)
+        free = fs.f_bavail * fs.f_frsize
+    except (OSError, AttributeError):  # no statvfs (Windows) or no folder
+        free = None
+    if free is not None and free < FULL_DISK_BYTES:
+        return StoreError(f"run store {path} cannot be {what}: {err}; the disk holding it is full "
+                          f"({free // 1024} kB free): nothing is lost, free some space and run the "
+                          "same command again")
+    return StoreError(f"run store {path} cannot be {what}: {err}")
 
 
 class StoreBase:
@@ -151,8 +167,7 @@ class StoreBase:
             self._ensure_schema()
         except sqlite3.Error as err:  # full disk, read-only folder, not an SQLite file
             self.close()
-            raise (_not_a_store(self.path, err)
-                   or StoreError(f"run store {self.path} cannot be opened for writing: {err}")) from err
+            raise _open_error(self.path, err, "opened for writing") from err
         except BaseException:
             self.close()
             raise
@@ -188,7 +203,7 @@ class StoreBase:
         except sqlite3.Error as err:
             if conn is not None:
                 conn.close()
-            raise _not_a_store(self.path, err) or StoreError(f"run store {self.path} cannot be read: {err}") from err
+            raise _open_error(self.path, err, "read") from err
         if version is not None and version[0] < schema.SCHEMA_VERSION and writable:
             conn.close()  # an older store: a writer migrates it (one transaction), then we read
             StoreBase(self.path, busy_timeout_s=self._busy_timeout_s).close()

@@ -118,7 +118,9 @@ def _runner_errors(failed) -> list[tuple[str, str]]:
     # The runner reached its summary: no exception escaped it. (orbax logs its own failed
     # background writes on stderr, tracebacks included: noise, see RELIABILITY.md.)
     assert "finished:" in failed.stdout, failed.stdout + failed.stderr[-3000:]
-    unwrapped = failed.stdout.replace("\n", "")  # rich wraps long messages
+    # The "TT-xx failed:" lines go to stderr (with orbax's noise), the per-experiment results to
+    # stdout; rich wraps long messages.
+    unwrapped = (failed.stdout + failed.stderr).replace("\n", "")
     errors = re.findall(r"(TT-\d\d) failed: (.{0,3000}?)(?=TT-\d\d failed: |TT-\d\d: precision|queue |finished:|$)",
                         unwrapped)
     assert errors, failed.stdout
