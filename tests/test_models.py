@@ -206,7 +206,8 @@ def test_hashed_uints_are_uniform_and_independent():
     a, b = (np.asarray(draw(k)).astype(np.int64) for k in (key_a, key_b))
     assert abs(_chi_square_z(np.bincount(a, minlength=256))) < 5
     for lag in (1, 4):  # neighbours in one word; the same byte of the next word
-        pairs = a[: n - lag : 4] * 256 + a[lag::4][: len(a[: n - lag : 4])]
+        first = a[: n - lag : 4]
+        pairs = first * 256 + a[lag::4][: len(first)]
         assert abs(_chi_square_z(np.bincount(pairs, minlength=65536))) < 5, lag
     across_keys = a[: n // 4] * 256 + b[: n // 4]
     assert abs(_chi_square_z(np.bincount(across_keys, minlength=65536))) < 5

@@ -56,15 +56,22 @@ def random_uints(key: jax.Array, n: int, width: int = 8) -> jax.Array:
     With a threefry key every 32-bit word of the hash output is used (the partitionable
     `jax.random.bits` path spends a full 64-bit block per word).
     """
+    key_data = _threefry_key_data(key) if _threefry_2x32 is not None else None
+
+    def words(count: int) -> jax.Array:
+        if key_data is not None:
+            return _threefry_2x32(key_data, lax.iota(jnp.uint32, count))
+        return jax.random.bits(key, (count,), jnp.uint32)
+
+    return _cut_words(words, n, width)
+
+
+def _cut_words(words: Callable[[int], jax.Array], n: int, width: int) -> jax.Array:
+    """n `width`-bit unsigned integers, flat, cut from the uint32 words `words(count)` makes."""
     if width not in _UINT_BY_WIDTH:
         raise ValueError(f"dropout bit width must be 8 or 16, got {width}")
-    n_words = -(-n * width // 32)
-    key_data = _threefry_key_data(key) if _threefry_2x32 is not None else None
-    if key_data is not None:
-        words = _threefry_2x32(key_data, lax.iota(jnp.uint32, n_words))
-    else:
-        words = jax.random.bits(key, (n_words,), jnp.uint32)
-    return lax.bitcast_convert_type(words, _UINT_BY_WIDTH[width]).reshape(-1)[:n]
+    count = -(-n * width // 32)
+    return lax.bitcast_convert_type(words(count), _UINT_BY_WIDTH[width]).reshape(-1)[:n]
 
 
 def _fmix32(h: jax.Array) -> jax.Array:
@@ -89,14 +96,11 @@ def hashed_uints(key: jax.Array, n: int, width: int = 8) -> jax.Array:
     byte frequencies, adjacent and word-apart byte pairs, and that other keys, nearby ones
     included, give unrelated words.
     """
-    if width not in _UINT_BY_WIDTH:
-        raise ValueError(f"dropout bit width must be 8 or 16, got {width}")
-    n_words = -(-n * width // 32)
     seed = _threefry_key_data(key)  # already random words (split keys); no op to draw them
     if seed is None:
         seed = jax.random.bits(key, (2,), jnp.uint32)
-    words = _fmix32(_fmix32(lax.iota(jnp.uint32, n_words) + seed[0]) ^ seed[1])
-    return lax.bitcast_convert_type(words, _UINT_BY_WIDTH[width]).reshape(-1)[:n]
+    return _cut_words(lambda count: _fmix32(_fmix32(lax.iota(jnp.uint32, count) + seed[0]) ^ seed[1]),
+                      n, width)
 
 
 def keep_threshold(rate: float, width: int = 8) -> int:

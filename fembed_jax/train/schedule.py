@@ -2,9 +2,10 @@
 
 Experiments whose static structure is identical (config.structure_key: same shapes, tier,
 dropout, batch) differ only in values the program takes as arrays (the loss and its
-hyperparameters, learning rate, weight decay, seeds), so they can share one jit(vmap(...)) over (experiment, seed):
-one compilation instead of one per experiment. A group is capped by the members' total parameter
-count so that memory stays bounded (params, Adam moments and best weights per member).
+hyperparameters, learning rate, weight decay, seeds), so they can share one jit(vmap(...)) over
+(experiment, seed): one compilation instead of one per experiment. A group is capped by the
+members' total parameter count so that memory stays bounded (params, Adam moments and best
+weights per member).
 """
 
 from __future__ import annotations
